@@ -1,0 +1,171 @@
+"""Prompt artifacts: one safetensors file holding the prompt tensor and its JSON metadata.
+
+Writes are atomic (temporary file in the same directory, fsync, rename), so a crash or a full disk
+never leaves a half-written prompt where a registry or a server would read it. The metadata carries
+a digest of the tensor bytes, so a file whose data was damaged is refused, not silently used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .backbone import Backbone
+
+SUFFIX = ".safetensors"
+_META_KEY = "prompt_tuning"
+
+
+class PromptFileError(ValueError):
+    """A prompt file that cannot be used: damaged, or made for another backbone."""
+
+
+@dataclass
+class PromptArtifact:
+    prompt: torch.Tensor                     # [length, dim], float32
+    task: str
+    backbone: str
+    fingerprint: str
+    init: str = ""
+    verbalizers: tuple[str, ...] = ()
+    metrics: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)
+    created: float = field(default_factory=time.time)
+
+    @property
+    def length(self) -> int:
+        return self.prompt.shape[0]
+
+    def meta(self) -> dict:
+        return {"task": self.task, "length": self.length, "dim": self.prompt.shape[1], "init": self.init,
+                "verbalizers": list(self.verbalizers), "metrics": self.metrics, "config": self.config,
+                "backbone": self.backbone, "fingerprint": self.fingerprint, "created": self.created,
+                "sha256": _digest(self.prompt)}
+
+    def check_backbone(self, backbone: Backbone, source: str = "prompt") -> None:
+        if self.fingerprint != backbone.fingerprint:
+            raise PromptFileError(f"{source} was trained on backbone {self.backbone!r} (fingerprint {self.fingerprint}), "
+                                  f"not on the loaded {backbone.name!r} (fingerprint {backbone.fingerprint}): "
+                                  f"serve it with that backbone or retrain it")
+        if self.prompt.shape[1] != backbone.embed_dim:
+            raise PromptFileError(f"{source} has dim {self.prompt.shape[1]}, the backbone embeds in {backbone.embed_dim}")
+
+
+def _digest(t: torch.Tensor) -> str:
+    return hashlib.sha256(t.detach().float().contiguous().numpy().tobytes()).hexdigest()
+
+
+def _atomic_write(path: Path, write) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_prompt(artifact: PromptArtifact, path: str | Path) -> Path:
+    path = Path(path)
+    if path.suffix != SUFFIX:
+        path = path.with_suffix(SUFFIX)
+    tensor = artifact.prompt.detach().float().cpu().contiguous()
+    meta = {_META_KEY: json.dumps(artifact.meta())}
+    return _atomic_write(path, lambda tmp: save_file({"prompt": tensor}, tmp, metadata=meta))
+
+
+def load_prompt(path: str | Path, backbone: Backbone | None = None) -> PromptArtifact:
+    """Read a prompt file; with `backbone`, refuse a prompt trained on another one."""
+    path = Path(path)
+    if not path.exists():
+        raise PromptFileError(f"no prompt file at {path}")
+    try:
+        with open(path, "rb") as f:
+            header_len = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(header_len))
+        meta = json.loads(header["__metadata__"][_META_KEY])
+        prompt = load_file(path)["prompt"]
+    except (SafetensorError, OSError, KeyError, ValueError, RuntimeError) as e:
+        raise PromptFileError(f"{path} is not a readable prompt file ({type(e).__name__}: {e}); "
+                              f"it may be truncated or corrupted: retrain or restore it") from e
+    if _digest(prompt) != meta.get("sha256"):
+        raise PromptFileError(f"{path}: prompt data does not match its recorded digest (corrupted file)")
+    artifact = PromptArtifact(prompt=prompt, task=meta["task"], backbone=meta["backbone"],
+                              fingerprint=meta["fingerprint"], init=meta.get("init", ""),
+                              verbalizers=tuple(meta.get("verbalizers", ())), metrics=meta.get("metrics", {}),
+                              config=meta.get("config", {}), created=meta.get("created", 0.0))
+    if backbone is not None:
+        artifact.check_backbone(backbone, source=str(path))
+    return artifact
+
+
+# ---- PEFT interoperability ----------------------------------------------------------------------
+
+def export_peft(artifact: PromptArtifact, directory: str | Path, backbone: Backbone) -> Path:
+    """Write PEFT's prompt-tuning adapter (adapter_config.json + adapter_model.safetensors).
+
+    For T5 we set num_transformer_submodules=1: PEFT would otherwise also prompt the decoder, which
+    the paper does not (§2).
+    """
+    artifact.check_backbone(backbone)
+    directory = Path(directory)
+    cfg = backbone.model.config
+    config = {
+        "peft_type": "PROMPT_TUNING",
+        "task_type": "SEQ_2_SEQ_LM" if backbone.is_encoder_decoder else "CAUSAL_LM",
+        "num_virtual_tokens": artifact.length,
+        "token_dim": artifact.prompt.shape[1],
+        "num_transformer_submodules": 1,
+        "num_attention_heads": getattr(cfg, "num_attention_heads", getattr(cfg, "num_heads", None)),
+        "num_layers": getattr(cfg, "num_hidden_layers", getattr(cfg, "num_layers", None)),
+        "prompt_tuning_init": "RANDOM",
+        "prompt_tuning_init_text": None,
+        "tokenizer_name_or_path": None,
+        "base_model_name_or_path": backbone.name,
+        "inference_mode": True,
+        "revision": None,
+        "modules_to_save": None,
+        "prompt_tuning": {k: v for k, v in artifact.meta().items() if k != "config"},
+    }
+    directory.mkdir(parents=True, exist_ok=True)
+    tensor = artifact.prompt.detach().float().contiguous()
+    _atomic_write(directory / "adapter_model.safetensors", lambda tmp: save_file({"prompt_embeddings": tensor}, tmp))
+    _atomic_write(directory / "adapter_config.json", lambda tmp: Path(tmp).write_text(json.dumps(config, indent=2)))
+    return directory
+
+
+def import_peft(directory: str | Path, backbone: Backbone, task: str = "") -> PromptArtifact:
+    """Read a PEFT prompt-tuning adapter as a prompt for `backbone` (encoder part only for T5)."""
+    directory = Path(directory)
+    try:
+        config = json.loads((directory / "adapter_config.json").read_text())
+        weights = load_file(directory / "adapter_model.safetensors")
+    except (OSError, ValueError, SafetensorError) as e:
+        raise PromptFileError(f"{directory} is not a PEFT adapter directory ({e})") from e
+    if config.get("peft_type") != "PROMPT_TUNING":
+        raise PromptFileError(f"{directory} holds a {config.get('peft_type')} adapter, not PROMPT_TUNING")
+    tensor = weights.get("prompt_embeddings")
+    if tensor is None:
+        raise PromptFileError(f"{directory}/adapter_model.safetensors has no 'prompt_embeddings' tensor")
+    prompt = tensor[: config["num_virtual_tokens"]].float()  # first block: the encoder's (or the only) prompt
+    ours = config.get("prompt_tuning", {})
+    artifact = PromptArtifact(prompt=prompt, task=task or ours.get("task", ""), backbone=backbone.name,
+                              fingerprint=backbone.fingerprint, init=ours.get("init", "peft"),
+                              verbalizers=tuple(ours.get("verbalizers", ())), metrics=ours.get("metrics", {}))
+    artifact.check_backbone(backbone, source=str(directory))
+    return artifact

@@ -1,0 +1,76 @@
+"""The training job's one config dataclass. Defaults are the paper's (§3, Appendix A)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from .backbone import DEFAULT_MODEL
+
+
+@dataclass
+class TrainConfig:
+    task: str = "mrpc"
+    model: str = DEFAULT_MODEL
+    data_dir: str | None = None
+    mode: str = "prompt"               # "prompt": only the soft prompt learns; "model": model tuning baseline
+    prompt_length: int = 100           # paper default (§3.2, Figure 3a)
+    init: str = "class_label"          # paper default (§3.2)
+    num_prompts: int = 1               # K prompts trained at once in one packed pass (seeds seed..seed+K-1)
+    optimizer: str = "adafactor"       # Adafactor as in §3; "adamw" as an option
+    lr: float | None = None            # None: 0.3 for prompt tuning, 1e-3 for model tuning (§3)
+    weight_decay: float = 1e-5
+    decay_rate: float = 0.8            # Adafactor β2 decay
+    scale_parameter: bool = False      # Adafactor parameter scaling (off in §3)
+    warmup_steps: int = 0              # Table 6: linear warmup from 0, off by default
+    decay_factor: float | None = None  # Table 6: multiply the lr by this every `steps_per_decay` steps
+    steps_per_decay: int | None = None
+    steps: int = 30000                 # paper: 30,000 steps, batch 32
+    batch_size: int = 32
+    grad_accum: int = 1                # micro-batches per step (batch_size is the effective batch)
+    eval_every: int = 100
+    patience: int | None = None        # evaluations without improvement before stopping early
+    train_examples: int | None = None  # take the first n training examples (None: all)
+    eval_examples: int | None = None
+    eval_batch_size: int = 32
+    max_input_length: int = 256
+    padding_side: str = "right"
+    shared_prefix: bool = True         # causal LMs: compute the prompt's keys/values once per step
+    dtype: str = "float32"
+    seed: int = 0
+    output_dir: str = "runs"
+    progress: bool = True
+
+    @property
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else (0.3 if self.mode == "prompt" else 1e-3)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        names = {f.name for f in fields(cls)}
+        unknown = set(values) - names
+        if unknown:
+            raise ValueError(f"unknown config keys: {', '.join(sorted(unknown))}")
+        return cls(**values)
+
+    def validate(self) -> "TrainConfig":
+        from .prompts import INITS
+        checks = [
+            (self.mode in ("prompt", "model"), f"--mode must be 'prompt' or 'model', not {self.mode!r}"),
+            (self.init in INITS, f"--init must be one of {', '.join(INITS)}, not {self.init!r}"),
+            (self.optimizer in ("adafactor", "adamw"), f"--optimizer must be 'adafactor' or 'adamw', not {self.optimizer!r}"),
+            (self.mode == "model" or self.prompt_length >= 1, "--prompt-length must be at least 1"),
+            (self.num_prompts >= 1, "--num-prompts must be at least 1"),
+            (self.steps >= 1 and self.batch_size >= 1 and self.eval_every >= 1, "--steps, --batch-size and --eval-every must be positive"),
+            (self.grad_accum >= 1 and self.batch_size % self.grad_accum == 0, "--batch-size must be a multiple of --grad-accum"),
+            (self.padding_side in ("left", "right"), "--padding-side must be 'left' or 'right'"),
+            (self.dtype in ("float32", "bfloat16"), "--dtype must be 'float32' or 'bfloat16'"),
+            ((self.decay_factor is None) == (self.steps_per_decay is None), "--decay-factor and --steps-per-decay go together"),
+            (self.mode == "prompt" or self.num_prompts == 1, "model tuning trains one model: use --num-prompts 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+        return self
