@@ -68,19 +68,22 @@ def encode(backbone: Backbone, inputs: Sequence[str], targets: Sequence[str] | N
     return Batch(ids, mask, tids, tmask)
 
 
-def encode_candidates(backbone: Backbone, inputs: Sequence[str], candidates: Sequence[Sequence[str]],
+def candidates(backbone: Backbone, labels: Sequence[Sequence[str]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """[R, C, T] candidate target ids and mask; rows may have different (and differently many) labels."""
+    tokenized = [[target_ids(backbone, text) for text in row] for row in labels]
+    n_cand = max(len(row) for row in tokenized)
+    width = max(len(t) for row in tokenized for t in row)
+    ids = torch.full((len(labels), n_cand, width), backbone.tokenizer.pad_token_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for r, row in enumerate(tokenized):
+        for c, tok in enumerate(row):
+            ids[r, c, : len(tok)] = torch.tensor(tok)
+            mask[r, c, : len(tok)] = 1
+    return ids, mask
+
+
+def encode_candidates(backbone: Backbone, inputs: Sequence[str], labels: Sequence[Sequence[str]],
                       max_input_length: int = 256, padding_side: str = "right") -> Batch:
-    """C candidate targets per row (rank classification); rows may have different candidate sets."""
+    """C candidate targets per row (rank classification)."""
     batch = encode(backbone, inputs, None, max_input_length, padding_side)
-    pad_id = backbone.tokenizer.pad_token_id
-    n_cand = max(len(c) for c in candidates)
-    flat = [target_ids(backbone, c) for row in candidates for c in row]
-    width = max(len(f) for f in flat)
-    tids = torch.full((len(inputs), n_cand, width), pad_id, dtype=torch.long)
-    tmask = torch.zeros_like(tids)
-    for r, row in enumerate(candidates):
-        for c, text in enumerate(row):
-            ids = target_ids(backbone, text)
-            tids[r, c, : len(ids)] = torch.tensor(ids)
-            tmask[r, c, : len(ids)] = 1
-    return Batch(batch.input_ids, batch.input_mask, tids, tmask)
+    return Batch(batch.input_ids, batch.input_mask, *candidates(backbone, labels))

@@ -1,0 +1,162 @@
+"""One forward pass for B examples × N prompts, mixed tasks allowed (paper §6, Figure 2).
+
+Data flow: (task, text) items → rows (example, prompt) → length-sorted micro-batches → scores or
+generations per row → votes per example. Causal backbones read each prompt as precomputed keys and
+values (computed once per prompt-bank version), so only the input tokens run per request.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from tuning.encoding import Batch, candidates, input_ids, pad
+from tuning.model import PromptedLM, PrefixKV
+
+from .bank import PromptBank
+from .vote import majority_vote, mean_probability_vote
+
+VOTINGS = ("majority", "mean_probability")
+
+
+@dataclass
+class Prediction:
+    task: str
+    prediction: str
+    votes: dict[str, int]
+    agreement: float
+    answers: list[str]                       # each prompt's answer, in bank order
+    prompts: list[str]                       # the prompts' names
+    scores: list[list[float]] | None = None  # classification: log-likelihood of each label, per prompt
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class _Row:
+    example: int
+    member: int          # which of the task's N prompts
+    prompt: int          # index into the group's stacked prompts
+    ids: list[int]
+
+
+class EnsembleEngine:
+    """Ensemble inference over a `PromptBank`. `max_rows` caps rows per pass (None: measure with `calibrate`)."""
+
+    def __init__(self, bank: PromptBank, shared_prefix: bool = True, max_rows: int | None = 32,
+                 max_input_length: int = 256, max_new_tokens: int = 32, bucket: bool = True):
+        self.bank = bank
+        self.backbone = bank.backbone
+        self.lm = PromptedLM(bank.backbone)
+        self.shared_prefix = shared_prefix and not self.backbone.is_encoder_decoder
+        self.max_rows = max_rows or 32
+        self.max_input_length = max_input_length
+        self.max_new_tokens = max_new_tokens
+        self.bucket = bucket
+        self._cache_version = -1
+        self._groups: dict[int, tuple[torch.Tensor | PrefixKV, dict[str, int]]] = {}
+        self.stats = {"rows": 0, "passes": 0, "real_positions": 0, "padded_positions": 0}
+
+    # ---- prompt groups: all prompts of one length, stacked, cached per bank version ----------
+    def _group(self, length: int):
+        if self._cache_version != self.bank.version:
+            self._groups, self._cache_version = {}, self.bank.version
+        if length not in self._groups:
+            offsets, stacks, start = {}, [], 0
+            for name, tp in sorted(self.bank.tasks.items()):
+                if tp.length == length:
+                    offsets[name], start = start, start + tp.n
+                    stacks.append(tp.prompts)
+            prompts = torch.cat(stacks).to(self.backbone.device, self.backbone.dtype)
+            with torch.no_grad():
+                source = self.lm.prefix_kv(prompts) if self.shared_prefix else prompts
+            self._groups[length] = (source, offsets)
+        return self._groups[length]
+
+    # ---- public API --------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict(self, items: Sequence[tuple[str, str]], voting: str = "majority") -> list[Prediction]:
+        """Predict each (task, input text) with its task's N prompts, all in as few passes as possible."""
+        if voting not in VOTINGS:
+            raise ValueError(f"voting must be one of {', '.join(VOTINGS)}, not {voting!r}")
+        for task, _ in items:
+            if task not in self.bank.tasks:
+                raise KeyError(f"no prompts loaded for task {task!r}; loaded: {', '.join(sorted(self.bank.tasks)) or 'none'}")
+        tasks = {name: self.bank.tasks[name] for name, _ in items}
+        answers = [[None] * tasks[t].n for t, _ in items]
+        scores = [[None] * tasks[t].n for t, _ in items]
+        ids = [input_ids(self.backbone, text, self.max_input_length) for _, text in items]
+
+        groups: dict[tuple[int, str], list[_Row]] = {}
+        for i, (task, _) in enumerate(items):
+            tp = tasks[task]
+            _, offsets = self._group(tp.length)
+            for k in range(tp.n):
+                groups.setdefault((tp.length, tp.task.kind), []).append(_Row(i, k, offsets[task] + k, ids[i]))
+
+        for (length, kind), rows in groups.items():
+            source, _ = self._group(length)
+            if self.bucket:
+                rows = sorted(rows, key=lambda r: len(r.ids))
+            for start in range(0, len(rows), self.max_rows):
+                chunk = rows[start:start + self.max_rows]
+                self._run(source, kind, chunk, items, answers, scores)
+
+        out = []
+        for i, (task, _) in enumerate(items):
+            tp = tasks[task]
+            if tp.task.kind == "classification":
+                s = torch.stack(scores[i])
+                vote = (mean_probability_vote(s, tp.task.verbalizers) if voting == "mean_probability"
+                        else majority_vote(answers[i], s, tp.task.verbalizers))
+                row_scores = s.tolist()
+            else:
+                vote, row_scores = majority_vote(answers[i]), None
+            out.append(Prediction(task, vote.prediction, vote.votes, vote.agreement, answers[i], list(tp.names), row_scores))
+        return out
+
+    def _run(self, source, kind, chunk: list[_Row], items, answers, scores) -> None:
+        device = self.backbone.device
+        ids, mask = pad([r.ids for r in chunk], self.backbone.tokenizer.pad_token_id)
+        index = torch.tensor([r.prompt for r in chunk], device=device)
+        self.stats["rows"] += len(chunk)
+        self.stats["passes"] += 1
+        self.stats["real_positions"] += int(mask.sum())
+        self.stats["padded_positions"] += mask.numel()
+        if kind == "classification":
+            labels = [self.bank.tasks[items[r.example][0]].task.verbalizers for r in chunk]
+            cand_ids, cand_mask = candidates(self.backbone, labels)
+            s = self.lm.score(source, Batch(ids.to(device), mask.to(device), cand_ids.to(device), cand_mask.to(device)), index)
+            for r, row_scores, labs in zip(chunk, s.float().cpu(), labels):
+                row_scores = row_scores[: len(labs)]
+                scores[r.example][r.member] = row_scores
+                answers[r.example][r.member] = labs[int(row_scores.argmax())]
+        else:
+            texts = self.lm.decode(self.lm.generate(source, Batch(ids.to(device), mask.to(device)), index, self.max_new_tokens))
+            for r, text in zip(chunk, texts):
+                answers[r.example][r.member] = text
+
+    def calibrate(self, sizes: Sequence[int] = (1, 2, 4, 8, 16, 32, 64), input_length: int = 64, repeats: int = 2) -> int:
+        """Measure rows/s per micro-batch size on this device and keep the fastest size."""
+        if not self.bank.tasks:
+            return self.max_rows
+        tp = next(iter(self.bank.tasks.values()))
+        text = " ".join(["the"] * input_length)
+        best, best_rate = self.max_rows, 0.0
+        for size in sizes:
+            items = [(tp.task.name, text)] * max(1, size // tp.n)
+            self.max_rows = size
+            self.predict(items)  # warm-up
+            t = time.perf_counter()
+            for _ in range(repeats):
+                self.predict(items)
+            rate = len(items) * tp.n * repeats / (time.perf_counter() - t)
+            if rate > best_rate * 1.03:
+                best, best_rate = size, rate
+        self.max_rows = best
+        return best
+
