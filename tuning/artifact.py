@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
 from .backbone import Backbone
 
@@ -95,12 +95,10 @@ def load_prompt(path: str | Path, backbone: Backbone | None = None) -> PromptArt
     if not path.exists():
         raise PromptFileError(f"no prompt file at {path}")
     try:
-        with open(path, "rb") as f:
-            header_len = int.from_bytes(f.read(8), "little")
-            header = json.loads(f.read(header_len))
-        meta = json.loads(header["__metadata__"][_META_KEY])
-        prompt = load_file(path)["prompt"]
-    except (SafetensorError, OSError, KeyError, ValueError, RuntimeError) as e:
+        with safe_open(path, "pt") as f:
+            meta = json.loads((f.metadata() or {})[_META_KEY])
+            prompt = f.get_tensor("prompt")
+    except (SafetensorError, OSError, KeyError, ValueError, RuntimeError, TypeError) as e:
         raise PromptFileError(f"{path} is not a readable prompt file ({type(e).__name__}: {e}); "
                               f"it may be truncated or corrupted: retrain or restore it") from e
     if _digest(prompt) != meta.get("sha256"):
@@ -140,11 +138,12 @@ def export_peft(artifact: PromptArtifact, directory: str | Path, backbone: Backb
         "inference_mode": True,
         "revision": None,
         "modules_to_save": None,
-        "prompt_tuning": {k: v for k, v in artifact.meta().items() if k != "config"},
     }
     directory.mkdir(parents=True, exist_ok=True)
     tensor = artifact.prompt.detach().float().contiguous()
-    _atomic_write(directory / "adapter_model.safetensors", lambda tmp: save_file({"prompt_embeddings": tensor}, tmp))
+    meta = {_META_KEY: json.dumps(artifact.meta())}  # ours rides in the weights file: PEFT ignores it there
+    _atomic_write(directory / "adapter_model.safetensors",
+                  lambda tmp: save_file({"prompt_embeddings": tensor}, tmp, metadata=meta))
     _atomic_write(directory / "adapter_config.json", lambda tmp: Path(tmp).write_text(json.dumps(config, indent=2)))
     return directory
 
@@ -154,7 +153,9 @@ def import_peft(directory: str | Path, backbone: Backbone, task: str = "") -> Pr
     directory = Path(directory)
     try:
         config = json.loads((directory / "adapter_config.json").read_text())
-        weights = load_file(directory / "adapter_model.safetensors")
+        with safe_open(directory / "adapter_model.safetensors", "pt") as f:
+            weights = {k: f.get_tensor(k) for k in f.keys()}
+            ours = json.loads((f.metadata() or {}).get(_META_KEY, "{}"))
     except (OSError, ValueError, SafetensorError) as e:
         raise PromptFileError(f"{directory} is not a PEFT adapter directory ({e})") from e
     if config.get("peft_type") != "PROMPT_TUNING":
@@ -163,7 +164,6 @@ def import_peft(directory: str | Path, backbone: Backbone, task: str = "") -> Pr
     if tensor is None:
         raise PromptFileError(f"{directory}/adapter_model.safetensors has no 'prompt_embeddings' tensor")
     prompt = tensor[: config["num_virtual_tokens"]].float()  # first block: the encoder's (or the only) prompt
-    ours = config.get("prompt_tuning", {})
     artifact = PromptArtifact(prompt=prompt, task=task or ours.get("task", ""), backbone=backbone.name,
                               fingerprint=backbone.fingerprint, init=ours.get("init", "peft"),
                               verbalizers=tuple(ours.get("verbalizers", ())), metrics=ours.get("metrics", {}))

@@ -21,11 +21,8 @@ def _add_config_args(parser: argparse.ArgumentParser, config_cls=TrainConfig) ->
         if isinstance(default, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
         else:
-            kind = {int: int, float: float}.get(type(default), str)
-            if f.name in ("lr", "decay_factor"):
-                kind = float
-            if f.name in ("patience", "steps_per_decay", "train_examples", "eval_examples"):
-                kind = int
+            annotation = str(f.type)  # e.g. "int | None"
+            kind = float if "float" in annotation else int if "int" in annotation else str
             parser.add_argument(flag, type=kind, default=default, metavar=f.name.upper())
 
 

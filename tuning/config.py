@@ -36,7 +36,8 @@ class TrainConfig:
     padding_side: str = "right"
     shared_prefix: bool = True         # causal LMs: compute the prompt's keys/values once per step
     dtype: str = "float32"
-    seed: int = 0
+    seed: int = 0                      # prompt k is initialised with seed + k
+    data_seed: int | None = None       # order of training batches (None: seed)
     output_dir: str = "runs"
     progress: bool = True
 

@@ -49,6 +49,10 @@ def build_tiny(kind: str, directory: str | Path, seed: int = 0, d_model: int = 3
         model = LlamaForCausalLM(config)
     else:
         raise ValueError(f"unknown tiny model kind {kind!r} (use 'llama' or 't5')")
+    with torch.no_grad():  # wider than HF's 0.02 default, so the prompt visibly steers a 2-layer model
+        for param in model.parameters():
+            if param.dim() > 1:
+                param.normal_(0.0, 0.2)
     directory = Path(directory)
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)

@@ -91,7 +91,7 @@ def train(config: TrainConfig, backbone: Backbone | None = None, on_eval: EvalCa
     best_prompts = [p.detach().clone() for p in prompts]
     history: list[dict] = []
     stale, start = 0, time.time()
-    sampler = batches(len(train_examples), config.batch_size, config.seed)
+    sampler = batches(len(train_examples), config.batch_size, config.seed if config.data_seed is None else config.data_seed)
     bar = tqdm(range(1, config.steps + 1), desc=f"{config.mode} tuning {config.task}", disable=not config.progress)
     for step in bar:
         ids = next(sampler)

@@ -1,0 +1,162 @@
+"""The prompt-tuning engine on tiny random T5 and Llama models (paper §2-3)."""
+
+from __future__ import annotations
+
+import torch
+import pytest
+
+from tuning.config import TrainConfig
+from tuning.encoding import Batch, encode, encode_candidates, input_ids, pad
+from tuning.model import PromptedLM
+from tuning.tasks import Example
+from tuning.train import train
+
+INPUTS = ["sentence1: the cat sat on the mat sentence2: a cat was sitting", "who wrote the book",
+          "premise: the man turned on the faucet hypothesis: water flowed"]
+LABELS = [("equivalent", "not_equivalent"), ("True", "False"), ("entailment", "not_entailment", "neutral")]
+
+
+def _toy(n: int = 32) -> list[Example]:
+    """A learnable task: the label is whether the input mentions a cat."""
+    words = ["cat", "dog", "mat", "book", "man", "water"]
+    out = []
+    for i in range(n):
+        animal = words[i % 2]
+        text = f"sentence1: the {animal} sat on the {words[2 + i % 4]} sentence2: a {animal}"
+        label = int(animal == "cat")
+        verb = ("not_equivalent", "equivalent")[label]
+        out.append(Example(text, verb, (verb,), label))
+    return out
+
+
+def _cfg(**kw) -> TrainConfig:
+    base = dict(task="mrpc", prompt_length=4, steps=4, batch_size=4, eval_every=2, progress=False,
+                init="random_uniform")
+    return TrainConfig(**{**base, **kw})
+
+
+def test_backbone_is_frozen_and_bit_identical_after_prompt_training(tiny):
+    before = {k: v.clone() for k, v in tiny.model.state_dict().items()}
+    assert not any(p.requires_grad for p in tiny.model.parameters())
+    train(_cfg(), backbone=tiny, train_examples=_toy(), dev_examples=_toy(8))
+    after = tiny.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_only_the_prompt_receives_gradients(tiny):
+    lm = PromptedLM(tiny)
+    prompt = torch.nn.Parameter(torch.randn(1, 4, tiny.embed_dim) * 0.3)
+    batch = encode(tiny, INPUTS, ["equivalent", "True", "neutral"])
+    lm.loss(prompt, batch).backward()
+    assert prompt.grad is not None and prompt.grad.abs().sum() > 0
+    assert all(p.grad is None for p in tiny.model.parameters())
+
+
+@pytest.mark.parametrize("shared_prefix", [True, False])
+def test_loss_falls_on_a_learnable_task(tiny, shared_prefix):
+    result = train(_cfg(steps=30, eval_every=30, batch_size=8, lr=0.3, shared_prefix=shared_prefix),
+                   backbone=tiny, train_examples=_toy(), dev_examples=_toy(8))
+    losses = [h["loss"] for h in result.history]
+    assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5
+
+
+def test_training_is_repeatable_by_seed(tiny_dirs):
+    from tuning.backbone import load_backbone
+
+    runs = [train(_cfg(steps=3, eval_every=3), backbone=load_backbone(str(tiny_dirs["llama"])),
+                  train_examples=_toy(), dev_examples=_toy(4)) for _ in range(2)]
+    assert torch.equal(runs[0].prompts[0], runs[1].prompts[0])
+    other = train(_cfg(steps=3, eval_every=3, seed=1), backbone=load_backbone(str(tiny_dirs["llama"])),
+                  train_examples=_toy(), dev_examples=_toy(4))
+    assert not torch.equal(runs[0].prompts[0], other.prompts[0])
+
+
+def test_packed_prompts_equal_separate_runs(tiny_llama):
+    """K prompts in one pass follow exactly the trajectories of K separate runs (same batches)."""
+    cfg = dict(steps=3, eval_every=3, init="sampled_vocab", optimizer="adamw", lr=0.05)
+    packed = train(_cfg(num_prompts=2, **cfg), backbone=tiny_llama, train_examples=_toy(), dev_examples=_toy(4))
+    for k in range(2):
+        single = train(_cfg(seed=k, data_seed=0, **cfg), backbone=tiny_llama, train_examples=_toy(), dev_examples=_toy(4))
+        torch.testing.assert_close(packed.prompts[k], single.prompts[0], atol=1e-5, rtol=1e-4)
+
+
+def test_model_tuning_changes_weights_through_the_same_loop(tiny_dirs):
+    from tuning.backbone import load_backbone
+
+    backbone = load_backbone(str(tiny_dirs["t5"]), trainable=True)
+    before = {k: v.clone() for k, v in backbone.model.state_dict().items()}
+    result = train(_cfg(mode="model", steps=3, eval_every=1), backbone=backbone, train_examples=_toy(),
+                   dev_examples=_toy(4))
+    changed = sum(not torch.equal(before[k], v) for k, v in result.backbone.model.state_dict().items())
+    assert changed > len(before) // 2
+    assert not any(p.requires_grad for p in result.backbone.model.parameters())
+
+
+def test_scores_do_not_depend_on_padding_side_or_batch_composition(tiny):
+    lm = PromptedLM(tiny)
+    torch.manual_seed(0)
+    prompts = torch.randn(3, 5, tiny.embed_dim) * 0.5
+    index = torch.arange(3)
+    ref = lm.score(prompts, encode_candidates(tiny, INPUTS, LABELS, padding_side="right"), index)
+    left = lm.score(prompts, encode_candidates(tiny, INPUTS, LABELS, padding_side="left"), index)
+    torch.testing.assert_close(left, ref, atol=1e-4, rtol=1e-4)
+    for i in range(3):  # each example alone, with only its own prompt
+        alone = lm.score(prompts[i:i + 1], encode_candidates(tiny, INPUTS[i:i + 1], LABELS[i:i + 1]))
+        torch.testing.assert_close(alone[0, :len(LABELS[i])], ref[i, :len(LABELS[i])], atol=1e-4, rtol=1e-4)
+    assert torch.isinf(ref[:2, 2]).all()  # padded candidate slots never win
+
+
+def test_rank_scores_equal_the_training_log_likelihood(tiny):
+    """score() branches candidates off a cache; target_logprobs() runs one pass: same numbers."""
+    lm = PromptedLM(tiny)
+    prompts = torch.randn(3, 5, tiny.embed_dim) * 0.5
+    scores = lm.score(prompts, encode_candidates(tiny, INPUTS, LABELS), torch.arange(3))
+    for c in range(2):
+        gold = lm.target_logprobs(prompts, encode(tiny, INPUTS, [lab[c] for lab in LABELS]), torch.arange(3))
+        torch.testing.assert_close(gold.sum(-1), scores[:, c], atol=1e-4, rtol=1e-4)
+
+
+def test_shared_prefix_equals_full_recomputation(tiny_llama):
+    """Logits and gradients through precomputed prompt keys/values equal the plain pass."""
+    lm = PromptedLM(tiny_llama)
+    for side in ("left", "right"):
+        prompts = torch.nn.Parameter(torch.randn(3, 5, tiny_llama.embed_dim) * 0.5)
+        cand = encode_candidates(tiny_llama, INPUTS, LABELS, padding_side=side)
+        index = torch.tensor([0, 2, 1])
+        torch.testing.assert_close(lm.score(lm.prefix_kv(prompts), cand, index), lm.score(prompts, cand, index),
+                                   atol=1e-4, rtol=1e-4)
+        batch = encode(tiny_llama, INPUTS, ["equivalent", "True", "neutral"], padding_side=side)
+        lm.loss(prompts, batch, index).backward()
+        plain = prompts.grad.clone()
+        prompts.grad = None
+        lm.loss(lm.prefix_kv(prompts), batch, index).backward()
+        torch.testing.assert_close(prompts.grad, plain, atol=1e-5, rtol=1e-3)
+
+
+def test_shared_prefix_refuses_t5(tiny_t5):
+    with pytest.raises(ValueError, match="bidirectional"):
+        PromptedLM(tiny_t5).prefix_kv(torch.zeros(1, 2, tiny_t5.embed_dim))
+
+
+def test_generation_is_the_greedy_continuation(tiny_llama):
+    """Each generated token is the argmax over every one-token continuation of what came before."""
+    lm = PromptedLM(tiny_llama)
+    prompts = torch.randn(3, 4, tiny_llama.embed_dim) * 0.5
+    out = lm.generate(prompts, encode(tiny_llama, INPUTS, padding_side="left"), torch.arange(3), max_new_tokens=3)
+    vocab = torch.arange(len(tiny_llama.tokenizer))
+    for i, tokens in enumerate(out):
+        for j, tok in enumerate(tokens):
+            ids, mask = pad([input_ids(tiny_llama, INPUTS[i], 256)] * len(vocab), tiny_llama.tokenizer.pad_token_id)
+            cont = torch.cat([torch.tensor(tokens[:j], dtype=torch.long).expand(len(vocab), j), vocab[:, None]], 1)
+            scores = lm.target_logprobs(prompts[i:i + 1], Batch(ids, mask, cont, torch.ones_like(cont))).sum(-1)
+            assert int(scores.argmax()) == tok
+        assert tiny_llama.tokenizer.eos_token_id not in tokens
+
+
+def test_t5_generation_decodes_from_the_prompted_encoder(tiny_t5):
+    lm = PromptedLM(tiny_t5)
+    prompts = torch.randn(2, 4, tiny_t5.embed_dim)
+    batch = encode(tiny_t5, INPUTS[:1] * 2)
+    out = lm.generate(prompts, batch, torch.arange(2), max_new_tokens=4)
+    assert all(0 < len(t) <= 4 for t in out)
+    assert out[0] != out[1]  # different prompts steer the decoder differently
