@@ -1,0 +1,106 @@
+"""Batched ensembles: one pass of B × N rows, mixed tasks, equal to each prompt on its own (paper §6)."""
+
+from __future__ import annotations
+
+import torch
+import pytest
+
+from ensemble import EnsembleEngine, PromptBank, majority_vote, mean_probability_vote
+from tuning.artifact import PromptArtifact, save_prompt
+from tuning.evaluate import predict
+from tuning.model import PromptedLM
+from tuning.tasks import get_task
+
+ITEMS = [("mrpc", "sentence1: the cat sat sentence2: a cat sat"), ("rte", "premise: it rains hypothesis: wet"),
+         ("mrpc", "sentence1: who wrote the book sentence2: the author"), ("squad", "question: who context: the man"),
+         ("rte", "premise: the man turned on the faucet hypothesis: water flowed"), ("cb", "premise: a hypothesis: b")]
+
+
+@pytest.fixture
+def bank(tiny):
+    torch.manual_seed(0)
+    bank = PromptBank(tiny)
+    bank.add("mrpc", torch.randn(5, 4, tiny.embed_dim))
+    bank.add("rte", torch.randn(3, 4, tiny.embed_dim))
+    bank.add("squad", torch.randn(2, 4, tiny.embed_dim))
+    bank.add("cb", torch.randn(3, 6, tiny.embed_dim))  # another prompt length: its own pass
+    return bank
+
+
+@pytest.mark.parametrize("shared_prefix", [True, False])
+def test_mixed_task_batch_equals_each_prompt_on_its_own(bank, shared_prefix):
+    engine = EnsembleEngine(bank, shared_prefix=shared_prefix, max_rows=64)
+    results = engine.predict(ITEMS)
+    lm = PromptedLM(bank.backbone)
+    for (task_name, text), res in zip(ITEMS, results):
+        tp = bank.tasks[task_name]
+        assert res.task == task_name and len(res.answers) == tp.n and res.prompts == tp.names
+        for k in range(tp.n):
+            alone = predict(lm, tp.prompts[k:k + 1], get_task(task_name), [text])[0][0]
+            assert res.answers[k] == alone
+        if tp.task.kind == "classification":
+            from tuning.encoding import encode_candidates
+            own = lm.score(tp.prompts, encode_candidates(bank.backbone, [text] * tp.n, [tp.task.verbalizers] * tp.n),
+                           torch.arange(tp.n))
+            torch.testing.assert_close(torch.tensor(res.scores), own, atol=1e-4, rtol=1e-4)
+    # all prompts of one length share passes: 5 + 3 + 5 + 3 rows of length 4 fit in one pass per kind
+    assert engine.stats["rows"] == sum(bank.tasks[t].n for t, _ in ITEMS)
+    assert engine.stats["passes"] == 3  # length-4 classification, length-4 generation, length-6 classification
+
+
+def test_micro_batches_and_bucketing_do_not_change_answers(bank):
+    big = EnsembleEngine(bank, max_rows=64).predict(ITEMS)
+    for engine in (EnsembleEngine(bank, max_rows=2), EnsembleEngine(bank, max_rows=3, bucket=False)):
+        small = engine.predict(ITEMS)
+        assert [r.answers for r in small] == [r.answers for r in big]
+        assert engine.stats["passes"] > 3
+
+
+def test_votes_and_agreement(bank):
+    res = EnsembleEngine(bank).predict(ITEMS[:1])[0]
+    assert sum(res.votes.values()) == 5
+    assert res.prediction == max(res.votes, key=res.votes.get)
+    assert res.agreement == res.votes[res.prediction] / 5
+
+
+def test_majority_vote_breaks_ties_by_summed_log_likelihood():
+    labels = ("a", "b")
+    scores = torch.tensor([[-2.0, -2.5], [-3.0, -0.5]])  # one vote each; b has the higher sum (-3 vs -5)
+    vote = majority_vote(["a", "b"], scores, labels)
+    assert vote.prediction == "b" and vote.agreement == 0.5
+    assert majority_vote(["a", "a", "b"], None).prediction == "a"
+
+
+def test_mean_probability_vote_can_overrule_the_majority():
+    labels = ("a", "b")
+    scores = torch.log(torch.tensor([[0.51, 0.49], [0.51, 0.49], [0.01, 0.99]]))
+    assert majority_vote(["a", "a", "b"], scores, labels).prediction == "a"
+    assert mean_probability_vote(scores, labels).prediction == "b"
+
+
+def test_unknown_task_and_voting_fail_clearly(bank):
+    engine = EnsembleEngine(bank)
+    with pytest.raises(KeyError, match="no prompts loaded for task 'boolq'"):
+        engine.predict([("boolq", "x")])
+    with pytest.raises(ValueError, match="voting"):
+        engine.predict(ITEMS[:1], voting="unanimous")
+
+
+def test_bank_hot_reload_adds_removes_and_refuses(tmp_path, tiny_llama, tiny_t5):
+    def art(backbone, task="rte", length=4):
+        return PromptArtifact(torch.randn(length, backbone.embed_dim), task, backbone.name, backbone.fingerprint)
+
+    a = save_prompt(art(tiny_llama), tmp_path / "rte" / "a")
+    bank = PromptBank(tiny_llama, tmp_path)
+    assert bank.tasks["rte"].n == 1
+    v = bank.version
+    save_prompt(art(tiny_llama), tmp_path / "rte" / "b")
+    save_prompt(art(tiny_t5), tmp_path / "rte" / "foreign")
+    report = bank.reload()
+    assert report.added == ["rte/b.safetensors"] and bank.tasks["rte"].n == 2 and bank.version > v
+    assert "rte/foreign.safetensors" in report.refused and "fingerprint" in report.refused["rte/foreign.safetensors"]
+    a.unlink()
+    report = bank.reload()
+    assert report.removed == ["rte/a.safetensors"] and bank.tasks["rte"].names == ["b"]
+    v = bank.version
+    assert not bank.reload().changed and bank.version == v  # nothing new: no rebuild
