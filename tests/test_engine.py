@@ -160,3 +160,18 @@ def test_t5_generation_decodes_from_the_prompted_encoder(tiny_t5):
     out = lm.generate(prompts, batch, torch.arange(2), max_new_tokens=4)
     assert all(0 < len(t) <= 4 for t in out)
     assert out[0] != out[1]  # different prompts steer the decoder differently
+
+
+def test_length_buckets_cover_every_example_and_cut_padding():
+    from tuning.train import batches
+
+    lengths = [(i * 37) % 101 for i in range(200)]
+    for bucket in (True, False):
+        gen = batches(lengths, 8, seed=0, bucket=bucket, pool=25)
+        epoch = [next(gen) for _ in range(25)]
+        assert sorted(i for b in epoch for i in b) == list(range(200))
+        spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in epoch)
+        if bucket:
+            bucketed = spread
+        else:
+            assert bucketed * 3 < spread

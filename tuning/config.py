@@ -34,6 +34,7 @@ class TrainConfig:
     eval_batch_size: int = 32
     max_input_length: int = 256
     padding_side: str = "right"
+    bucket_by_length: bool = True      # batches of similar input length (less padding; same objective)
     shared_prefix: bool = True         # causal LMs: compute the prompt's keys/values once per step
     dtype: str = "float32"
     seed: int = 0                      # prompt k is initialised with seed + k

@@ -46,17 +46,27 @@ class TrainResult:
                 for k, (p, m) in enumerate(zip(self.prompts, self.best_metrics))]
 
 
-def batches(n_examples: int, batch_size: int, seed: int):
-    """Endless shuffled mini-batches of example indices, epoch after epoch, repeatable by seed."""
+def batches(lengths: list[int], batch_size: int, seed: int, bucket: bool = True, pool: int = 50):
+    """Endless shuffled mini-batches of example indices, epoch after epoch, repeatable by seed.
+
+    With `bucket`, each pool of `pool` batches is sorted by input length before it is cut into
+    batches (whose order is then shuffled): similar lengths share a batch, so less padding runs.
+    """
     rng = random.Random(seed)
     order: list[int] = []
+    ready: list[list[int]] = []
     while True:
-        if len(order) < batch_size:
-            fresh = list(range(n_examples))
-            rng.shuffle(fresh)
-            order += fresh
-        yield order[:batch_size]
-        order = order[batch_size:]
+        if not ready:
+            while len(order) < batch_size * (pool if bucket else 1):
+                fresh = list(range(len(lengths)))
+                rng.shuffle(fresh)
+                order += fresh
+            take, order = order[:batch_size * (pool if bucket else 1)], order[batch_size * (pool if bucket else 1):]
+            if bucket:
+                take.sort(key=lambda i: lengths[i])
+            ready = [take[i:i + batch_size] for i in range(0, len(take), batch_size)]
+            rng.shuffle(ready)
+        yield ready.pop()
 
 
 def train(config: TrainConfig, backbone: Backbone | None = None, on_eval: EvalCallback | None = None,
@@ -91,7 +101,9 @@ def train(config: TrainConfig, backbone: Backbone | None = None, on_eval: EvalCa
     best_prompts = [p.detach().clone() for p in prompts]
     history: list[dict] = []
     stale, start = 0, time.time()
-    sampler = batches(len(train_examples), config.batch_size, config.seed if config.data_seed is None else config.data_seed)
+    lengths = [len(e.input_text) for e in train_examples]
+    sampler = batches(lengths, config.batch_size, config.seed if config.data_seed is None else config.data_seed,
+                      config.bucket_by_length)
     bar = tqdm(range(1, config.steps + 1), desc=f"{config.mode} tuning {config.task}", disable=not config.progress)
     for step in bar:
         ids = next(sampler)

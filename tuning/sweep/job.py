@@ -1,0 +1,136 @@
+"""The sweep job: one Tune experiment per task over one shared frozen checkpoint, then registration.
+
+Layout: `<storage>/<name>/<task>/<trial>/` (Tune's results, checkpoints, TensorBoard events),
+`<storage>/<name>/report.html` (the static dashboard), `<registry>/<task>/*.safetensors` (served).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from tuning.backbone import load_backbone
+from tuning.config import TrainConfig
+from tuning.tasks import get_task
+
+from . import space
+from .config import SweepConfig
+from .registry import candidates_from_results, register, select
+from .trainable import train_prompts
+
+
+@dataclass
+class SweepOutcome:
+    experiment_dir: Path
+    registered: dict[str, list[Path]] = field(default_factory=dict)
+    results: dict = field(default_factory=dict)        # task -> ResultGrid
+    report: Path | None = None
+
+
+def base_train_config(config: SweepConfig, task: str) -> dict:
+    """The TrainConfig fields every trial of `task` shares (the trial's hyperparameters override them)."""
+    base = TrainConfig(task=task, model=config.model, data_dir=config.resolved_data_dir(),
+                       num_prompts=config.num_prompts, eval_every=space.eval_every(config),
+                       train_examples=config.train_examples, eval_examples=config.eval_examples,
+                       eval_batch_size=config.eval_batch_size, max_input_length=config.max_input_length,
+                       progress=False).to_dict()
+    return {**base, "threads": max(1, round(config.cpus_per_trial))}
+
+
+def _check_data(config: SweepConfig) -> None:
+    """Fail in the driver, with the loader's one-line message, before any trial starts."""
+    for task in config.task_list:
+        t = get_task(task)
+        t.load("train", config.resolved_data_dir(), limit=1)
+        t.load("validation", config.resolved_data_dir(), limit=1)
+
+
+def _tuner(config: SweepConfig, task: str, trainable, test_hooks: dict | None):
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search import BasicVariantGenerator
+
+    path = config.experiment_dir / task
+    if config.resume and tune.Tuner.can_restore(str(path)):
+        print(f"resuming {path}")
+        return tune.Tuner.restore(str(path), trainable=trainable, resume_unfinished=True, resume_errored=True)
+    every = space.eval_every(config)
+    scheduler = (ASHAScheduler(time_attr="step", max_t=space.max_steps(config), grace_period=every,
+                               reduction_factor=config.reduction_factor)
+                 if config.early_stop else FIFOScheduler())
+    param_space = {**space.param_space(config), "base": base_train_config(config, task), **(test_hooks or {})}
+    return tune.Tuner(
+        trainable,
+        param_space=param_space,
+        tune_config=tune.TuneConfig(
+            metric="score", mode="max", scheduler=scheduler, num_samples=space.num_samples(config),
+            search_alg=BasicVariantGenerator(random_state=config.seed),
+            max_concurrent_trials=config.max_concurrent_trials or None, reuse_actors=True),
+        run_config=tune.RunConfig(
+            name=task, storage_path=str(config.experiment_dir),
+            failure_config=tune.FailureConfig(max_failures=config.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1, checkpoint_score_attribute="best_score",
+                                                    checkpoint_score_order="max"),
+            verbose=1))
+
+
+def init_ray(config: SweepConfig):
+    """Connect to `--address` / $RAY_ADDRESS, else start a local Ray with its dashboard on loopback."""
+    import ray
+
+    for key, value in (("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0"), ("RAY_AUTH_MODE", "disabled"),
+                       ("RAY_USAGE_STATS_ENABLED", "0")):
+        os.environ.setdefault(key, value)
+    if ray.is_initialized():
+        return None
+    address = config.address or os.environ.get("RAY_ADDRESS")
+    if address:
+        context = ray.init(address=address)
+    else:
+        context = ray.init(include_dashboard=config.dashboard, dashboard_host="127.0.0.1")
+    url = getattr(context, "dashboard_url", None)
+    if url:
+        print(f"Ray dashboard: http://{url}")
+    return context
+
+
+def run_sweep(config: SweepConfig, test_hooks: dict | None = None) -> SweepOutcome:
+    """Train, register and report every task of `config` (Ray must be initialised, or is started here)."""
+    from ray import tune
+
+    from .report import write_report
+
+    config.validate()
+    _check_data(config)
+    init_ray(config)
+    config.experiment_dir.mkdir(parents=True, exist_ok=True)
+    backbone = load_backbone(config.model)
+    if config.shared_checkpoint:
+        from .shared_weights import share
+        trainable = tune.with_parameters(train_prompts, shared=share(backbone))
+    else:
+        trainable = tune.with_parameters(train_prompts, module=backbone)
+    resources = {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial}
+    trainable = tune.with_resources(trainable, resources)
+    outcome = SweepOutcome(config.experiment_dir)
+    for task in config.task_list:
+        grid = _tuner(config, task, trainable, test_hooks).fit()
+        outcome.results[task] = grid
+        errors = [r.error for r in grid if r.error is not None]
+        if errors:
+            print(f"{task}: {len(errors)} trial(s) failed; first error: {str(errors[0]).splitlines()[0]}")
+        if config.register:
+            chosen = select(candidates_from_results(grid), config.top_n)
+            if chosen:
+                outcome.registered[task] = register(task, chosen, config.registry_dir, config.experiment_dir / task)
+                for c, p in zip(chosen, outcome.registered[task]):
+                    print(f"{task}: registered {p} (dev {get_task(task).primary_metric}={c.score:.4f})")
+            else:
+                print(f"{task}: no trial left a checkpoint; registry left unchanged")
+    outcome.report = write_report(config.experiment_dir)
+    print(f"report: {outcome.report}")
+    print(f"TensorBoard: tensorboard --logdir {config.experiment_dir} --host 127.0.0.1")
+    return outcome
