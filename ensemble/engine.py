@@ -16,6 +16,7 @@ import torch
 from tuning.encoding import Batch, candidates, input_ids, pad
 from tuning.model import PromptedLM, PrefixKV
 
+from . import calibration
 from .bank import PromptBank
 from .vote import majority_vote, mean_probability_vote
 
@@ -45,7 +46,12 @@ class _Row:
 
 
 class EnsembleEngine:
-    """Ensemble inference over a `PromptBank`. `max_rows` caps rows per pass (None: measure with `calibrate`)."""
+    """Ensemble inference over a `PromptBank`.
+
+    `max_rows` caps the rows of one pass. None: the size measured fastest on this device, read from
+    the calibration cache or measured now (`calibrate`), so that splitting B×N rows is never slower
+    than running the prompts one after another.
+    """
 
     def __init__(self, bank: PromptBank, shared_prefix: bool = True, max_rows: int | None = 32,
                  max_input_length: int = 256, max_new_tokens: int = 32, bucket: bool = True):
@@ -60,6 +66,8 @@ class EnsembleEngine:
         self._cache_version = -1
         self._groups: dict[int, tuple[torch.Tensor | PrefixKV, dict[str, int]]] = {}
         self.stats = {"rows": 0, "passes": 0, "real_positions": 0, "padded_positions": 0}
+        if max_rows is None:
+            self.max_rows = calibration.lookup(self.backbone) or self.calibrate()
 
     # ---- prompt groups: all prompts of one length, stacked, cached per bank version ----------
     def _group(self, length: int):
@@ -158,5 +166,7 @@ class EnsembleEngine:
             if rate > best_rate * 1.03:
                 best, best_rate = size, rate
         self.max_rows = best
+        self.stats = {k: 0 for k in self.stats}
+        calibration.store(self.backbone, best)
         return best
 

@@ -29,14 +29,14 @@ def bank(tiny):
 
 @pytest.mark.parametrize("shared_prefix", [True, False])
 def test_mixed_task_batch_equals_each_prompt_on_its_own(bank, shared_prefix):
-    engine = EnsembleEngine(bank, shared_prefix=shared_prefix, max_rows=64)
+    engine = EnsembleEngine(bank, shared_prefix=shared_prefix, max_rows=64, max_new_tokens=4)
     results = engine.predict(ITEMS)
     lm = PromptedLM(bank.backbone)
     for (task_name, text), res in zip(ITEMS, results):
         tp = bank.tasks[task_name]
         assert res.task == task_name and len(res.answers) == tp.n and res.prompts == tp.names
         for k in range(tp.n):
-            alone = predict(lm, tp.prompts[k:k + 1], get_task(task_name), [text])[0][0]
+            alone = predict(lm, tp.prompts[k:k + 1], get_task(task_name), [text], max_new_tokens=4)[0][0]
             assert res.answers[k] == alone
         if tp.task.kind == "classification":
             from tuning.encoding import encode_candidates
@@ -49,8 +49,9 @@ def test_mixed_task_batch_equals_each_prompt_on_its_own(bank, shared_prefix):
 
 
 def test_micro_batches_and_bucketing_do_not_change_answers(bank):
-    big = EnsembleEngine(bank, max_rows=64).predict(ITEMS)
-    for engine in (EnsembleEngine(bank, max_rows=2), EnsembleEngine(bank, max_rows=3, bucket=False)):
+    big = EnsembleEngine(bank, max_rows=64, max_new_tokens=4).predict(ITEMS)
+    for engine in (EnsembleEngine(bank, max_rows=2, max_new_tokens=4),
+                   EnsembleEngine(bank, max_rows=3, bucket=False, max_new_tokens=4)):
         small = engine.predict(ITEMS)
         assert [r.answers for r in small] == [r.answers for r in big]
         assert engine.stats["passes"] > 3
@@ -104,3 +105,18 @@ def test_bank_hot_reload_adds_removes_and_refuses(tmp_path, tiny_llama, tiny_t5)
     assert report.removed == ["rte/a.safetensors"] and bank.tasks["rte"].names == ["b"]
     v = bank.version
     assert not bank.reload().changed and bank.version == v  # nothing new: no rebuild
+
+
+def test_calibration_is_measured_once_and_remembered(bank, tmp_path, monkeypatch):
+    monkeypatch.setenv("PROMPT_TUNING_CACHE", str(tmp_path))
+    calls = []
+    original = EnsembleEngine.calibrate
+
+    def counting(self, *a, **k):
+        calls.append(1)
+        return original(self, sizes=(2, 8), input_length=8, repeats=1)
+    monkeypatch.setattr(EnsembleEngine, "calibrate", counting)
+    first = EnsembleEngine(bank, max_rows=None, max_new_tokens=2)
+    second = EnsembleEngine(bank, max_rows=None, max_new_tokens=2)
+    assert len(calls) == 1 and first.max_rows == second.max_rows in (2, 8)
+    assert (tmp_path / "calibration.json").exists()
