@@ -52,6 +52,7 @@ class PromptBank:
         self.refused: dict[str, str] = {}
         self.version = 0
         self._files: dict[str, tuple[float, PromptArtifact]] = {}
+        self._length_refused: dict[str, str] = {}
         if self.directory is not None:
             self.reload()
 
@@ -84,25 +85,24 @@ class PromptBank:
         report.added = sorted(set(seen) - set(self._files))
         report.removed = sorted(set(self._files) - set(seen))
         changed = [k for k in seen if k in self._files and seen[k][0] != self._files[k][0]]
-        report.refused = refused
-        self.refused = refused
         if report.added or report.removed or changed or not self.tasks and seen:
             self._files = seen
             self._rebuild()
+        self.refused = report.refused = {**refused, **self._length_refused}
         return report
 
     def _rebuild(self) -> None:
         by_task: dict[str, list[tuple[str, PromptArtifact]]] = {}
         for key, (_, artifact) in sorted(self._files.items()):
             by_task.setdefault(artifact.task, []).append((Path(key).stem, artifact))
-        tasks = {}
+        tasks, self._length_refused = {}, {}
         for task, items in by_task.items():
             lengths = {a.length for _, a in items}
             if len(lengths) > 1:  # one task, one prompt length: keep the most common length
                 keep = max(lengths, key=lambda n: sum(a.length == n for _, a in items))
                 for name, a in items:
                     if a.length != keep:
-                        self.refused[f"{task}/{name}{SUFFIX}"] = f"length {a.length} differs from the task's {keep}"
+                        self._length_refused[f"{task}/{name}{SUFFIX}"] = f"length {a.length} differs from the task's {keep}"
                 items = [(n, a) for n, a in items if a.length == keep]
             tasks[task] = TaskPrompts(get_task(task), [n for n, _ in items], torch.stack([a.prompt for _, a in items]))
         self.tasks = tasks

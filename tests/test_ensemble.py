@@ -120,3 +120,14 @@ def test_calibration_is_measured_once_and_remembered(bank, tmp_path, monkeypatch
     second = EnsembleEngine(bank, max_rows=None, max_new_tokens=2)
     assert len(calls) == 1 and first.max_rows == second.max_rows in (2, 8)
     assert (tmp_path / "calibration.json").exists()
+
+
+def test_a_prompt_of_another_length_stays_refused_across_reloads(tmp_path, tiny_llama):
+    for name, length in (("a", 4), ("b", 4), ("c", 5)):
+        save_prompt(PromptArtifact(torch.randn(length, tiny_llama.embed_dim), "rte", tiny_llama.name,
+                                   tiny_llama.fingerprint), tmp_path / "rte" / name)
+    bank = PromptBank(tiny_llama, tmp_path)
+    assert bank.tasks["rte"].names == ["a", "b"]
+    for _ in range(2):
+        report = bank.reload()
+        assert "length 5" in report.refused["rte/c.safetensors"] and "rte/c.safetensors" in bank.refused

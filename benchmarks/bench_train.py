@@ -1,0 +1,101 @@
+"""Prompt tuning vs model tuning on the default model: parameters (paper Table 4 layout), seconds per
+training step on the same batches, and peak memory of each (each mode in its own process, so peak
+RSS is its own).
+
+    python benchmarks/bench_train.py [--model smollm2-135m] [--batch-size 8] [--steps 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+
+def run_mode(args) -> dict:
+    import statistics
+
+    import torch
+
+    from tuning.backbone import load_backbone
+    from tuning.config import TrainConfig
+    from tuning.encoding import encode
+    from tuning.model import PromptedLM
+    from tuning.optim import build_optimizer
+    from tuning.prompts import init_prompt
+    from tuning.tasks import get_task
+
+    torch.set_num_threads(args.threads)
+    config = TrainConfig(mode=args.mode, prompt_length=args.prompt_length, shared_prefix=args.shared_prefix)
+    backbone = load_backbone(args.model, trainable=args.mode == "model")
+    lm = PromptedLM(backbone)
+    rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if args.mode == "model":
+        backbone.model.train()
+        prompt, params = torch.zeros(1, 0, backbone.embed_dim), list(backbone.model.parameters())
+    else:
+        prompt = torch.nn.Parameter(init_prompt(backbone, args.prompt_length, "class_label", 0, ("equivalent",))[None])
+        params = [prompt]
+    optimizer = build_optimizer(params, config)
+    examples = get_task("mrpc").load("train", limit=args.batch_size * (args.steps + 1))
+    times = []
+    for s in range(args.steps + 1):
+        chunk = examples[s * args.batch_size:(s + 1) * args.batch_size]
+        batch = encode(backbone, [e.input_text for e in chunk], [e.target_text for e in chunk], 128)
+        t = time.perf_counter()
+        source = lm.prefix_kv(prompt) if args.shared_prefix and args.mode == "prompt" else prompt
+        lm.loss(source, batch).backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        times.append(time.perf_counter() - t)
+    trainable = sum(p.numel() for p in params)
+    total = sum(p.numel() for p in backbone.model.parameters()) + (trainable if args.mode == "prompt" else 0)
+    return {"mode": args.mode, "shared_prefix": args.shared_prefix, "seconds_per_step": statistics.median(times[1:]),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "loaded_rss_mb": rss_loaded, "trainable": trainable, "total": total}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--prompt-length", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--mode", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--shared-prefix", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.mode:
+        print(json.dumps(run_mode(args)))
+        return
+
+    from tuning.backbone import load_backbone
+    from tuning.report import parameter_table
+
+    t = time.perf_counter()
+    backbone = load_backbone(args.model)
+    print(f"backbone load: {time.perf_counter() - t:.2f} s (cached conversion)\n")
+    print(parameter_table(backbone))
+    del backbone
+    rows = []
+    for mode, shared in (("prompt", False), ("prompt", True), ("model", False)):
+        cmd = [sys.executable, __file__, "--mode", mode, "--model", args.model, "--batch-size", str(args.batch_size),
+               "--steps", str(args.steps), "--prompt-length", str(args.prompt_length), "--threads", str(args.threads)]
+        out = subprocess.run(cmd + (["--shared-prefix"] if shared else []), capture_output=True, text=True, check=True)
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    base = rows[-1]["seconds_per_step"]
+    print(f"\nbatch {args.batch_size} MRPC train examples (≤128 tokens), prompt length {args.prompt_length}, "
+          f"{args.threads} threads, median of {args.steps} steps\n")
+    print("| mode | trainable params | s / step | speed vs model tuning | peak RSS MB | RSS after load MB |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for r in rows:
+        name = r["mode"] + (" tuning + shared prefix" if r["shared_prefix"] else " tuning")
+        print(f"| {name} | {r['trainable']:,} | {r['seconds_per_step']:.2f} | {base / r['seconds_per_step']:.2f}× | "
+              f"{r['peak_rss_mb']:.0f} | {r['loaded_rss_mb']:.0f} |")
+
+
+if __name__ == "__main__":
+    main()

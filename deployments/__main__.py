@@ -1,0 +1,55 @@
+"""`python -m deployments --registry registry --model smollm2-135m`: serve prompt ensembles locally.
+
+Starts (or joins) a Ray cluster, runs the app on http://HOST:PORT and blocks until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+
+for _k, _v in (("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0"), ("RAY_AUTH_MODE", "disabled"),
+               ("RAY_USAGE_STATS_ENABLED", "0")):
+    os.environ.setdefault(_k, _v)  # before Ray is imported (see docs/ray.md)
+
+
+def main(argv=None) -> int:
+    from tuning.cli import _add_config_args, _config
+
+    from .config import ServeConfig
+
+    parser = argparse.ArgumentParser(prog="python -m deployments", description=__doc__.splitlines()[0])
+    _add_config_args(parser, ServeConfig)
+    args = parser.parse_args(argv)
+    try:
+        config = _config(args, ServeConfig).validate()
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+    from ray import serve
+
+    from .app import build
+
+    serve.start(http_options={"host": config.host, "port": config.port})
+    serve.run(build(config), name=config.app_name, route_prefix=config.route_prefix)
+    print(f"serving on http://{config.host}:{config.port}{config.route_prefix.rstrip('/')}/docs "
+          f"(registry {os.path.abspath(config.registry)}); Ctrl-C to stop", flush=True)
+    # Ctrl-C and SIGTERM both shut Serve down (a backgrounded process would otherwise ignore SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        serve.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""Request and response bodies of the HTTP API (they also make the OpenAPI docs at /docs)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Text = Annotated[str, Field(min_length=1)]
+
+
+class PredictRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": [{"task": "mrpc", "inputs": ["sentence1: A cat sat. sentence2: A cat was sitting."]}]})
+
+    task: Text = Field(description="a task with prompts loaded (see GET /v1/tasks)")
+    inputs: list[Text] | None = Field(None, min_length=1, description="input texts, in the task's text-to-text format")
+    input: Text | None = Field(None, description="one input text (instead of `inputs`)")
+    voting: Literal["majority", "mean_probability"] | None = Field(
+        None, description="how the N prompts' answers combine (paper §6); default: the server's")
+
+    @model_validator(mode="after")
+    def _one_of(self):
+        if (self.inputs is None) == (self.input is None):
+            raise ValueError("give exactly one of 'input' (a string) or 'inputs' (a list of strings)")
+        return self
+
+    def texts(self) -> list[str]:
+        return self.inputs if self.inputs is not None else [self.input]
+
+
+class PredictionOut(BaseModel):
+    prediction: str
+    votes: dict[str, int]
+    agreement: float = Field(description="share of the prompts that gave the prediction")
+    answers: list[str] = Field(description="each prompt's answer, in the order of `prompts`")
+    prompts: list[str]
+
+
+class PredictResponse(BaseModel):
+    task: str
+    backbone: str
+    predictions: list[PredictionOut]
+
+
+class TaskInfo(BaseModel):
+    n_prompts: int
+    prompt_length: int
+    kind: str
+    labels: list[str]
+    prompts: list[str]
+
+
+class TasksResponse(BaseModel):
+    backbone: str
+    fingerprint: str
+    registry: str
+    version: int = Field(description="changes whenever the set of served prompts does")
+    tasks: dict[str, TaskInfo]
+    refused: dict[str, str] = Field(description="prompt files not served, with the reason")
+
+
+class ReloadResponse(BaseModel):
+    added: list[str]
+    removed: list[str]
+    refused: dict[str, str]
+    version: int
+
+
+class Health(BaseModel):
+    status: str
+    tasks: int
