@@ -131,3 +131,20 @@ def test_a_prompt_of_another_length_stays_refused_across_reloads(tmp_path, tiny_
     for _ in range(2):
         report = bank.reload()
         assert "length 5" in report.refused["rte/c.safetensors"] and "rte/c.safetensors" in bank.refused
+
+
+def test_evaluate_command_reports_single_best_and_ensemble(tmp_path, tiny_dirs, tiny_llama, capsys):
+    from ensemble.__main__ import main
+
+    for k in range(3):
+        save_prompt(PromptArtifact(torch.randn(4, tiny_llama.embed_dim), "rte", tiny_llama.name,
+                                   tiny_llama.fingerprint), tmp_path / "rte" / f"p{k}")
+    argv = ["evaluate", "--registry", str(tmp_path), "--model", str(tiny_dirs["llama"]), "--examples", "6"]
+    assert main(argv) == 0
+    row = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| rte")][0]
+    cells = [c.strip(" *") for c in row.split("|")[1:-1]]
+    assert cells[:3] == ["rte", "3", "accuracy"]
+    mean, best, ens = float(cells[3].split(" ± ")[0]), float(cells[4]), float(cells[5])
+    assert mean <= best and all(0 <= v <= 1 for v in (mean, best, ens))
+    assert main(argv + ["--task", "cb"]) == 2
+    assert "no prompts for task 'cb'" in capsys.readouterr().err

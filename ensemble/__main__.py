@@ -1,0 +1,71 @@
+"""`python -m ensemble evaluate --registry DIR --task T`: score a registered N-prompt ensemble on dev.
+
+Prints, per task, the average single prompt, the best single prompt and the ensemble (paper §6,
+Table 3), all from ONE batched pass of the examples replicated across the N prompts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+
+from tqdm.auto import tqdm
+
+
+def evaluate(registry: str, tasks: list[str] | None, model: str, examples: int | None, batch_size: int,
+             voting: str, data_dir: str | None) -> str:
+    from tuning.backbone import load_backbone
+
+    from .bank import PromptBank
+    from .engine import EnsembleEngine
+
+    bank = PromptBank(load_backbone(model), registry)
+    if not bank.tasks:
+        raise ValueError(f"no prompts in {registry} for this backbone (refused: {len(bank.refused)}); "
+                         f"train some first: python -m tuning.sweep --registry {registry}")
+    engine = EnsembleEngine(bank, max_rows=32)
+    lines = ["| task | N | metric | average single prompt | best single prompt | ensemble |", "|---|---:|---|---:|---:|---:|"]
+    for name in tasks or sorted(bank.tasks):
+        if name not in bank.tasks:
+            raise ValueError(f"no prompts for task {name!r} in {registry}; registered: {', '.join(sorted(bank.tasks))}")
+        tp = bank.tasks[name]
+        dev = tp.task.load("validation", data_dir, limit=examples)
+        preds = []
+        for i in tqdm(range(0, len(dev), batch_size), desc=f"ensemble {name}", file=sys.stderr):
+            preds += engine.predict([(name, e.input_text) for e in dev[i:i + batch_size]], voting=voting)
+        key = tp.task.primary_metric
+        single = [tp.task.score([p.answers[k] for p in preds], dev)[key] for k in range(tp.n)]
+        ens = tp.task.score([p.prediction for p in preds], dev)[key]
+        spread = statistics.stdev(single) if len(single) > 1 else 0.0
+        lines.append(f"| {name} | {tp.n} | {key} | {statistics.mean(single):.4f} ± {spread:.4f} | "
+                     f"{max(single):.4f} | **{ens:.4f}** |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ensemble", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    ev = sub.add_parser("evaluate", help="dev metrics of each registered task's ensemble")
+    ev.add_argument("--registry", default="registry")
+    ev.add_argument("--task", action="append", help="task to evaluate (repeatable; default: all registered)")
+    ev.add_argument("--model", default="smollm2-135m")
+    ev.add_argument("--examples", type=int, default=None, help="first n dev examples (default: all)")
+    ev.add_argument("--batch-size", type=int, default=8)
+    ev.add_argument("--voting", default="majority", choices=["majority", "mean_probability"])
+    ev.add_argument("--data-dir", default=None)
+    args = parser.parse_args(argv)
+
+    from tuning.backbone import BackboneError
+    from tuning.tasks import DatasetUnavailable
+    try:
+        print(evaluate(args.registry, args.task, args.model, args.examples, args.batch_size, args.voting, args.data_dir))
+    except (ValueError, BackboneError, DatasetUnavailable) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
