@@ -39,7 +39,7 @@ class TrainResult:
 
     def artifacts(self, config: TrainConfig) -> list[PromptArtifact]:
         task = get_task(config.task)
-        return [PromptArtifact(prompt=p, task=config.task, backbone=self.backbone.name,
+        return [PromptArtifact(prompt=p.cpu(), task=config.task, backbone=self.backbone.name,
                                fingerprint=self.backbone.fingerprint, init=config.init,
                                verbalizers=task.verbalizers, metrics=m,
                                config={**config.to_dict(), "seed": config.seed + k})
@@ -83,14 +83,14 @@ def train(config: TrainConfig, backbone: Backbone | None = None, on_eval: EvalCa
     k = config.num_prompts
 
     if model_tuning:
-        prompts = [torch.zeros(0, backbone.embed_dim)]
+        prompts = [torch.zeros(0, backbone.embed_dim, device=backbone.device)]
         params = [p for p in backbone.model.parameters()]
         for p in params:
             p.requires_grad_(True)
         backbone.model.train()
     else:
         prompts = [torch.nn.Parameter(init_prompt(backbone, config.prompt_length, config.init, config.seed + i,
-                                                  task.init_words)) for i in range(k)]
+                                                  task.init_words).to(backbone.device)) for i in range(k)]
         params = prompts
     optimizer = build_optimizer(params, config)
     schedule = build_schedule(optimizer, config)
@@ -114,7 +114,7 @@ def train(config: TrainConfig, backbone: Backbone | None = None, on_eval: EvalCa
             batch = encode(backbone, [e.input_text for e in chunk] * k, [e.target_text for e in chunk] * k,
                            config.max_input_length, config.padding_side).to(backbone.device)
             index = torch.arange(k, device=backbone.device).repeat_interleave(len(chunk))
-            stacked = torch.stack(prompts).to(backbone.device)
+            stacked = torch.stack(prompts)
             source = lm.prefix_kv(stacked) if shared else stacked
             # Sum over prompts of each prompt's mean token loss: packed = K separate runs.
             loss = -lm.target_logprobs(source, batch, index).sum() / (batch.target_mask.sum() / k)
@@ -127,7 +127,7 @@ def train(config: TrainConfig, backbone: Backbone | None = None, on_eval: EvalCa
 
         if step % config.eval_every == 0 or step == config.steps:
             backbone.model.eval()
-            metrics = evaluate(lm, torch.stack(prompts).detach().to(backbone.device), task, dev_examples,
+            metrics = evaluate(lm, torch.stack(prompts).detach(), task, dev_examples,
                                batch_size=config.eval_batch_size, max_input_length=config.max_input_length)
             if model_tuning:
                 backbone.model.train()

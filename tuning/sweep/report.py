@@ -116,7 +116,7 @@ def _vs_hyperparameters(task: str, trials: list[Trial]) -> str:
         values = [t.params.get(name) for t in scored]
         ys = [t.best_score for t in scored]
         numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-        if numeric:
+        if numeric and (name == "lr" or len(set(values)) > 3):
             ax.scatter(values, ys, alpha=0.8)
             if name == "lr":
                 ax.set_xscale("log")
@@ -175,13 +175,13 @@ def render(root: str | Path) -> str:
         summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
         sections.append(
             f'<section id="{html.escape(task)}"><h2>{html.escape(task)}</h2>'
-            f'<p class="meta">{len(trials)} trials ({summary}); {len(registered)} prompts registered. '
+            f'<p class="meta">{len(trials)} trials ({summary}); registered prompts: {len(registered)}. '
             f'Dev primary metric; packed prompts are separate candidates.</p>'
             f'<h3>Best prompts</h3>{_best_table(trials, registered)}'
             f'<h3>Learning curves</h3><img alt="learning curves {html.escape(task)}" src="data:image/png;base64,{_learning_curves(task, trials)}">'
             f'<h3>Dev metric vs hyperparameters</h3><img alt="hyperparameters {html.escape(task)}" src="data:image/png;base64,{_vs_hyperparameters(task, trials)}">'
             f'</section>')
-    title = f"Prompt-tuning sweep {html.escape(root.name)}"
+    title = f"Prompt-tuning sweep: {html.escape(root.name)}"
     return (f'<!doctype html><html><head><meta charset="utf-8"><title>{title}</title><style>{_STYLE}</style></head>'
             f'<body><h1>{title}</h1><p class="meta">{html.escape(str(root))} &middot; TensorBoard: '
             f'<code>tensorboard --logdir {html.escape(str(root))}</code></p>{"".join(sections)}</body></html>')
