@@ -61,7 +61,7 @@ class PromptArtifact:
 
 
 def _digest(t: torch.Tensor) -> str:
-    return hashlib.sha256(t.detach().float().contiguous().numpy().tobytes()).hexdigest()
+    return hashlib.sha256(t.detach().float().cpu().contiguous().numpy().tobytes()).hexdigest()
 
 
 def _atomic_write(path: Path, write) -> Path:
