@@ -71,6 +71,8 @@ class TrainConfig:
             (self.dtype in ("float32", "bfloat16"), "--dtype must be 'float32' or 'bfloat16'"),
             ((self.decay_factor is None) == (self.steps_per_decay is None), "--decay-factor and --steps-per-decay go together"),
             (self.mode == "prompt" or self.num_prompts == 1, "model tuning trains one model: use --num-prompts 1"),
+            (all(n is None or n > 0 for n in (self.train_examples, self.eval_examples)),
+             "--train-examples and --eval-examples must be positive (omit them for the whole split)"),
         ]
         for ok, message in checks:
             if not ok:

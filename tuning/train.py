@@ -74,8 +74,12 @@ def train(config: TrainConfig, backbone: Backbone | None = None, on_eval: EvalCa
     config.validate()
     torch.manual_seed(config.seed)
     task = get_task(config.task)
-    train_examples = train_examples or task.load("train", config.data_dir, limit=config.train_examples)
-    dev_examples = dev_examples or task.load("validation", config.data_dir, limit=config.eval_examples)
+    if train_examples is None:
+        train_examples = task.load("train", config.data_dir, limit=config.train_examples)
+    if dev_examples is None:
+        dev_examples = task.load("validation", config.data_dir, limit=config.eval_examples)
+    if not train_examples or not dev_examples:
+        raise ValueError(f"{config.task}: no training or evaluation examples (check --train-examples / --eval-examples)")
     model_tuning = config.mode == "model"
     dtype = getattr(torch, config.dtype)
     backbone = backbone or load_backbone(config.model, dtype=dtype, trainable=model_tuning)
