@@ -18,7 +18,7 @@ def _add_config_args(parser: argparse.ArgumentParser, config_cls=TrainConfig) ->
     for f in dataclasses.fields(config_cls):
         flag = "--" + f.name.replace("_", "-")
         default = f.default
-        if isinstance(default, bool):
+        if isinstance(default, bool) or "bool" in str(f.type):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
         else:
             annotation = str(f.type)  # e.g. "int | None"

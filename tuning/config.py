@@ -20,7 +20,7 @@ class TrainConfig:
     lr: float | None = None            # None: 0.3 for prompt tuning, 1e-3 for model tuning (§3)
     weight_decay: float = 1e-5
     decay_rate: float = 0.8            # Adafactor β2 decay
-    scale_parameter: bool = False      # Adafactor parameter scaling (off in §3)
+    scale_parameter: bool | None = None  # Adafactor parameter scaling; None: off for prompts (§3), on for model tuning
     warmup_steps: int = 0              # Table 6: linear warmup from 0, off by default
     decay_factor: float | None = None  # Table 6: multiply the lr by this every `steps_per_decay` steps
     steps_per_decay: int | None = None
@@ -45,6 +45,11 @@ class TrainConfig:
     @property
     def learning_rate(self) -> float:
         return self.lr if self.lr is not None else (0.3 if self.mode == "prompt" else 1e-3)
+
+    @property
+    def adafactor_scale_parameter(self) -> bool:
+        """§3: prompt tuning turns parameter scaling off; model tuning keeps T5's pre-training setting (on)."""
+        return self.scale_parameter if self.scale_parameter is not None else self.mode == "model"
 
     def to_dict(self) -> dict:
         return asdict(self)

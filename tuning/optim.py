@@ -11,10 +11,11 @@ from .config import TrainConfig
 def build_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
     if config.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
-    # §3: Adafactor, lr 0.3, weight decay 1e-5, β2 decay 0.8, parameter scaling off.
+    # §3: Adafactor, lr 0.3, weight decay 1e-5, β2 decay 0.8, parameter scaling off; model tuning uses
+    # the T5 library's settings (lr 1e-3, pre-training Adafactor, i.e. parameter scaling on).
     # (HF spells the β2 decay exponent as a negative decay_rate.)
     return Adafactor(params, lr=config.learning_rate, weight_decay=config.weight_decay,
-                     decay_rate=-config.decay_rate, scale_parameter=config.scale_parameter,
+                     decay_rate=-config.decay_rate, scale_parameter=config.adafactor_scale_parameter,
                      relative_step=False, warmup_init=False, clip_threshold=1.0)
 
 

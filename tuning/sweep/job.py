@@ -90,7 +90,8 @@ def init_ray(config: SweepConfig):
     if address:
         context = ray.init(address=address)
     else:
-        context = ray.init(include_dashboard=config.dashboard, dashboard_host="127.0.0.1")
+        # "local": a new instance, never a stale `ray start` cluster recorded in /tmp/ray (that hangs).
+        context = ray.init(address="local", include_dashboard=config.dashboard, dashboard_host="127.0.0.1")
     url = getattr(context, "dashboard_url", None)
     if url:
         print(f"Ray dashboard: http://{url}")
