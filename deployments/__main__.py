@@ -30,10 +30,13 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
+    import ray
     from ray import serve
 
     from .app import build
 
+    # RAY_ADDRESS: an existing cluster; else a new local Ray ("local": never a stale recorded cluster).
+    ray.init(address=os.environ.get("RAY_ADDRESS") or "local", dashboard_host="127.0.0.1")
     serve.start(http_options={"host": config.host, "port": config.port})
     serve.run(build(config), name=config.app_name, route_prefix=config.route_prefix)
     print(f"serving on http://{config.host}:{config.port}{config.route_prefix.rstrip('/')}/docs "
