@@ -21,9 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-for _k, _v in (("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0"), ("RAY_AUTH_MODE", "disabled"),
-               ("RAY_USAGE_STATS_ENABLED", "0")):
-    os.environ.setdefault(_k, _v)
+from tuning import ray_env  # noqa: E402
+
+ray_env.configure()
 
 import httpx  # noqa: E402
 import torch  # noqa: E402

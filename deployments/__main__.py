@@ -11,9 +11,9 @@ import signal
 import sys
 import time
 
-for _k, _v in (("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0"), ("RAY_AUTH_MODE", "disabled"),
-               ("RAY_USAGE_STATS_ENABLED", "0")):
-    os.environ.setdefault(_k, _v)  # before Ray is imported (see docs/ray.md)
+from tuning import ray_env
+
+ray_env.configure()  # before Ray is imported
 
 
 def main(argv=None) -> int:

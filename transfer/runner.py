@@ -11,6 +11,8 @@ import os
 import time
 from typing import Callable, Sequence
 
+from tuning import ray_env
+
 Unit = Callable[[dict], dict]
 
 
@@ -34,6 +36,7 @@ def run_all(fn: Unit, specs: Sequence[dict], config, describe: Callable[[dict], 
 
 
 def _run_ray(fn: Unit, specs: Sequence[dict], config, describe) -> list[dict]:
+    ray_env.configure()  # before Ray is imported
     import ray
 
     if not ray.is_initialized():

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from tuning import ray_env
 from tuning.backbone import load_backbone
 from tuning.config import TrainConfig
 from tuning.tasks import get_task
@@ -79,11 +80,9 @@ def _tuner(config: SweepConfig, task: str, trainable, test_hooks: dict | None):
 
 def init_ray(config: SweepConfig):
     """Connect to `--address` / $RAY_ADDRESS, else start a local Ray with its dashboard on loopback."""
+    ray_env.configure()  # before Ray is imported
     import ray
 
-    for key, value in (("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0"), ("RAY_AUTH_MODE", "disabled"),
-                       ("RAY_USAGE_STATS_ENABLED", "0")):
-        os.environ.setdefault(key, value)
     if ray.is_initialized():
         return None
     address = config.address or os.environ.get("RAY_ADDRESS")
