@@ -17,15 +17,15 @@ ray_env.configure()  # before Ray is imported
 
 
 def main(argv=None) -> int:
-    from tuning.cli import _add_config_args, _config
+    from tuning.cli import add_config_args, config_from_args
 
     from .config import ServeConfig
 
     parser = argparse.ArgumentParser(prog="python -m deployments", description=__doc__.splitlines()[0])
-    _add_config_args(parser, ServeConfig)
+    add_config_args(parser, ServeConfig)
     args = parser.parse_args(argv)
     try:
-        config = _config(args, ServeConfig).validate()
+        config = config_from_args(args, ServeConfig).validate()
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

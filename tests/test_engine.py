@@ -138,28 +138,21 @@ def test_shared_prefix_refuses_t5(tiny_t5):
         PromptedLM(tiny_t5).prefix_kv(torch.zeros(1, 2, tiny_t5.embed_dim))
 
 
-def test_generation_is_the_greedy_continuation(tiny_llama):
+def test_generation_is_the_greedy_continuation(tiny):
     """Each generated token is the argmax over every one-token continuation of what came before."""
-    lm = PromptedLM(tiny_llama)
-    prompts = torch.randn(3, 4, tiny_llama.embed_dim) * 0.5
-    out = lm.generate(prompts, encode(tiny_llama, INPUTS, padding_side="left"), torch.arange(3), max_new_tokens=3)
-    vocab = torch.arange(len(tiny_llama.tokenizer))
+    lm = PromptedLM(tiny)
+    torch.manual_seed(0)
+    prompts = torch.randn(3, 4, tiny.embed_dim) * 0.5
+    out = lm.generate(prompts, encode(tiny, INPUTS, padding_side="left"), torch.arange(3), max_new_tokens=3)
+    vocab = torch.arange(len(tiny.tokenizer))
+    assert all(0 < len(t) <= 3 for t in out)
     for i, tokens in enumerate(out):
         for j, tok in enumerate(tokens):
-            ids, mask = pad([input_ids(tiny_llama, INPUTS[i], 256)] * len(vocab), tiny_llama.tokenizer.pad_token_id)
+            ids, mask = pad([input_ids(tiny, INPUTS[i], 256)] * len(vocab), tiny.tokenizer.pad_token_id)
             cont = torch.cat([torch.tensor(tokens[:j], dtype=torch.long).expand(len(vocab), j), vocab[:, None]], 1)
             scores = lm.target_logprobs(prompts[i:i + 1], Batch(ids, mask, cont, torch.ones_like(cont))).sum(-1)
             assert int(scores.argmax()) == tok
-        assert tiny_llama.tokenizer.eos_token_id not in tokens
-
-
-def test_t5_generation_decodes_from_the_prompted_encoder(tiny_t5):
-    lm = PromptedLM(tiny_t5)
-    prompts = torch.randn(2, 4, tiny_t5.embed_dim)
-    batch = encode(tiny_t5, INPUTS[:1] * 2)
-    out = lm.generate(prompts, batch, torch.arange(2), max_new_tokens=4)
-    assert all(0 < len(t) <= 4 for t in out)
-    assert out[0] != out[1]  # different prompts steer the decoder differently
+        assert tiny.tokenizer.eos_token_id not in tokens
 
 
 def test_length_buckets_cover_every_example_and_cut_padding():

@@ -6,36 +6,11 @@ trainings as Ray tasks; inside `ray job submit` the cluster address comes from R
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
-import types
-import typing
+
+from tuning.cli import add_config_args, config_from_args
 
 from .config import JOBS
-
-
-def _flag_type(hint):
-    """(element type, is tuple) of a field annotation such as `int | None` or `tuple[str, ...]`."""
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return _flag_type(args[0])
-    if typing.get_origin(hint) is tuple:
-        return args[0], True
-    return hint, False
-
-
-def add_config_args(parser: argparse.ArgumentParser, config_cls) -> None:
-    hints = typing.get_type_hints(config_cls)
-    for f in dataclasses.fields(config_cls):
-        flag = "--" + f.name.replace("_", "-")
-        kind, many = _flag_type(hints[f.name])
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        if kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
-        elif many:
-            parser.add_argument(flag, type=kind, nargs="+", default=default, metavar=f.name.upper())
-        else:
-            parser.add_argument(flag, type=kind, default=default, metavar=f.name.upper())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,8 +30,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     cls = args.config_cls
-    config = cls(**{f.name: (tuple(v) if isinstance(v, list) else v)
-                    for f in dataclasses.fields(cls) for v in [getattr(args, f.name)]})
+    config = config_from_args(args, cls)
     try:
         config.validate()
         run = _job(args.job)

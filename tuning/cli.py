@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import types
+import typing
 from pathlib import Path
 
 from .config import TrainConfig
@@ -14,27 +16,41 @@ class CliError(Exception):
     """A one-line error that names the fix."""
 
 
-def _add_config_args(parser: argparse.ArgumentParser, config_cls=TrainConfig) -> None:
+def _flag_type(hint):
+    """(element type, is tuple) of a field annotation such as `int | None` or `tuple[str, ...]`."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return _flag_type(args[0])
+    if typing.get_origin(hint) is tuple:
+        return args[0], True
+    return hint, False
+
+
+def add_config_args(parser: argparse.ArgumentParser, config_cls) -> None:
+    """One --flag per field of a config dataclass, typed from its annotations."""
+    hints = typing.get_type_hints(config_cls)
     for f in dataclasses.fields(config_cls):
         flag = "--" + f.name.replace("_", "-")
-        default = f.default
-        if isinstance(default, bool) or "bool" in str(f.type):
+        kind, many = _flag_type(hints[f.name])
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+        elif many:
+            parser.add_argument(flag, type=kind, nargs="+", default=default, metavar=f.name.upper())
         else:
-            annotation = str(f.type)  # e.g. "int | None"
-            kind = float if "float" in annotation else int if "int" in annotation else str
             parser.add_argument(flag, type=kind, default=default, metavar=f.name.upper())
 
 
-def _config(args: argparse.Namespace, config_cls=TrainConfig):
-    return config_cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(config_cls)})
+def config_from_args(args: argparse.Namespace, config_cls):
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(config_cls)}
+    return config_cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
 def cmd_train(args) -> None:
     from .artifact import save_prompt
     from .train import train
 
-    config = _config(args).validate()
+    config = config_from_args(args, TrainConfig).validate()
     result = train(config)
     task_dir = Path(config.output_dir) / config.task
     paths = []
@@ -80,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tuning", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="train a prompt (or the whole model) on one task")
-    _add_config_args(train)
+    add_config_args(train, TrainConfig)
     train.set_defaults(func=cmd_train)
     exp = sub.add_parser("export-peft", help="write a prompt as a PEFT prompt-tuning adapter")
     exp.add_argument("prompt")

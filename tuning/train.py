@@ -26,7 +26,8 @@ from .optim import build_optimizer, build_schedule
 from .prompts import init_prompt
 from .tasks import get_task
 
-EvalCallback = Callable[[int, list[dict], list[torch.Tensor]], None]
+# (step, dev metrics of each prompt now, best prompt of each so far, its metrics with their "step")
+EvalCallback = Callable[[int, list[dict], list[torch.Tensor], list[dict]], None]
 
 
 @dataclass
@@ -145,7 +146,7 @@ def train(config: TrainConfig, backbone: Backbone | None = None, on_eval: EvalCa
             record["dev"] = metrics
             bar.set_postfix(loss=f"{total:.4f}", dev=f"{metrics[0][task.primary_metric]:.3f}")
             if on_eval is not None:
-                on_eval(step, metrics, best_prompts)
+                on_eval(step, metrics, best_prompts, best)
             if config.patience is not None and stale >= config.patience:
                 history.append(record)
                 break

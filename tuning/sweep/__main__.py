@@ -8,28 +8,16 @@ Without --address or $RAY_ADDRESS a local Ray starts (dashboard on 127.0.0.1); u
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 
+from tuning.cli import add_config_args, config_from_args
+
 from .config import SweepConfig
-
-_TYPES = {"int": int, "float": float, "str": str}
-
-
-def _add_args(parser: argparse.ArgumentParser) -> None:
-    for f in dataclasses.fields(SweepConfig):
-        flag = "--" + f.name.replace("_", "-")
-        if isinstance(f.default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default)
-        else:
-            kind = _TYPES[str(f.type).split(" | ")[0]]
-            parser.add_argument(flag, type=kind, default=f.default, metavar=f.name.upper())
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tuning.sweep", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    _add_args(parser)
+    add_config_args(parser, SweepConfig)
     return parser
 
 
@@ -49,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"report: {write_report(args.experiment_dir)}")
             return 0
         args = build_parser().parse_args(argv)
-        config = SweepConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SweepConfig)}).validate()
+        config = config_from_args(args, SweepConfig).validate()
         from .job import run_sweep
         outcome = run_sweep(config)
     except (ValueError, PromptFileError, BackboneError, DatasetUnavailable, KeyError) as e:

@@ -76,14 +76,11 @@ def train_prompts(config: dict, shared=None, module=None) -> None:
                 tune.report(state["metrics"], checkpoint=checkpoint)
                 return
 
-    def on_eval(step: int, metrics: list[dict], best_prompts: list[torch.Tensor], finished: bool = False) -> None:
+    def on_eval(step: int, metrics: list[dict], best_prompts: list[torch.Tensor], best: list[dict]) -> None:
         _maybe_fail(config.get("fault_file") if step >= config.get("fault_step", 0) else None)
-        primary = task.primary_metric
-        for k, m in enumerate(metrics):
-            if m[primary] > best[k][primary]:
-                best[k] = {**m, "step": step}
+        primary, final = task.primary_metric, step == train_config.steps
         report = {"step": step, "score": max(m[primary] for m in metrics),
-                  "best_score": max(b[primary] for b in best), "finished": finished}
+                  "best_score": max(b[primary] for b in best), "finished": final}
         for k, (m, b) in enumerate(zip(metrics, best)):
             report.update({f"prompt_{k}/{name}": value for name, value in m.items()})
             report[f"prompt_{k}/best_score"] = b[primary]
@@ -96,14 +93,12 @@ def train_prompts(config: dict, shared=None, module=None) -> None:
                                            verbalizers=task.verbalizers, metrics=best[k],
                                            config={**train_config.to_dict(), "seed": train_config.seed + k}),
                             Path(directory) / prompt_file(k))
-            final = train_config.steps == step
             (Path(directory) / STATE_FILE).write_text(json.dumps(
-                {"step": step, "best": best, "finished": final, "metrics": {**report, "finished": final}}))
-            tune.report({**report, "finished": final}, checkpoint=tune.Checkpoint.from_directory(directory))
+                {"step": step, "best": best, "finished": final, "metrics": report}))
+            tune.report(report, checkpoint=tune.Checkpoint.from_directory(directory))
         finally:
             shutil.rmtree(directory, ignore_errors=True)
 
-    best = [{"step": 0, task.primary_metric: float("-inf")} for _ in range(train_config.num_prompts)]
     from tuning.train import train  # the plain-PyTorch math; nothing below knows about Ray
     train(train_config, backbone=backbone, on_eval=on_eval)
 
