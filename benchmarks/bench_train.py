@@ -1,8 +1,9 @@
 """Prompt tuning vs model tuning on the default model: parameters (paper Table 4 layout), seconds per
-training step on the same batches, and peak memory of each (each mode in its own process, so peak
-RSS is its own).
+training step on the same batches, and peak memory of each (each row in its own process, so peak
+RSS is its own). Prompt tuning runs in fp32 and in bf16 (frozen bf16 backbone, fp32 prompt), and the
+bf16/fp32 step-throughput ratio is printed from the same run.
 
-    python benchmarks/bench_train.py [--model smollm2-135m] [--batch-size 8] [--steps 4]
+    python benchmarks/bench_train.py [--model smollm2-135m] [--batch-size 8] [--steps 6]
 """
 
 from __future__ import annotations
@@ -25,12 +26,14 @@ def run_mode(args) -> dict:
     from tuning.encoding import encode
     from tuning.model import PromptedLM
     from tuning.optim import build_optimizer
+    from tuning.precision import use_fast_attention_for_training
     from tuning.prompts import init_prompt
     from tuning.tasks import get_task
 
     torch.set_num_threads(args.threads)
     config = TrainConfig(mode=args.mode, prompt_length=args.prompt_length, shared_prefix=args.shared_prefix)
-    backbone = load_backbone(args.model, trainable=args.mode == "model")
+    backbone = load_backbone(args.model, dtype=getattr(torch, args.dtype), trainable=args.mode == "model")
+    use_fast_attention_for_training(backbone.model)
     lm = PromptedLM(backbone)
     rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if args.mode == "model":
@@ -53,7 +56,7 @@ def run_mode(args) -> dict:
         times.append(time.perf_counter() - t)
     trainable = sum(p.numel() for p in params)
     total = sum(p.numel() for p in backbone.model.parameters()) + (trainable if args.mode == "prompt" else 0)
-    return {"mode": args.mode, "shared_prefix": args.shared_prefix, "seconds_per_step": statistics.median(times[1:]),
+    return {"mode": args.mode, "shared_prefix": args.shared_prefix, "dtype": args.dtype, "seconds_per_step": statistics.median(times[1:]),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "loaded_rss_mb": rss_loaded, "trainable": trainable, "total": total}
 
@@ -62,11 +65,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--prompt-length", type=int, default=20)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--mode", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--shared-prefix", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--dtype", default="float32", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.mode:
         print(json.dumps(run_mode(args)))
@@ -81,20 +85,28 @@ def main() -> None:
     print(parameter_table(backbone))
     del backbone
     rows = []
-    for mode, shared in (("prompt", False), ("prompt", True), ("model", False)):
+    runs = (("prompt", False, "float32"), ("prompt", True, "float32"), ("prompt", False, "bfloat16"),
+            ("prompt", True, "bfloat16"), ("model", False, "float32"))
+    for mode, shared, dtype in runs:
         cmd = [sys.executable, __file__, "--mode", mode, "--model", args.model, "--batch-size", str(args.batch_size),
-               "--steps", str(args.steps), "--prompt-length", str(args.prompt_length), "--threads", str(args.threads)]
+               "--steps", str(args.steps), "--prompt-length", str(args.prompt_length), "--threads", str(args.threads),
+               "--dtype", dtype]
         out = subprocess.run(cmd + (["--shared-prefix"] if shared else []), capture_output=True, text=True, check=True)
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     base = rows[-1]["seconds_per_step"]
     print(f"\nbatch {args.batch_size} MRPC train examples (≤128 tokens), prompt length {args.prompt_length}, "
           f"{args.threads} threads, median of {args.steps} steps\n")
-    print("| mode | trainable params | s / step | speed vs model tuning | peak RSS MB | RSS after load MB |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| mode | dtype | trainable params | s / step | speed vs model tuning | peak RSS MB | RSS after load MB |")
+    print("|---|---|---:|---:|---:|---:|---:|")
     for r in rows:
         name = r["mode"] + (" tuning + shared prefix" if r["shared_prefix"] else " tuning")
-        print(f"| {name} | {r['trainable']:,} | {r['seconds_per_step']:.2f} | {base / r['seconds_per_step']:.2f}× | "
-              f"{r['peak_rss_mb']:.0f} | {r['loaded_rss_mb']:.0f} |")
+        print(f"| {name} | {r['dtype']} | {r['trainable']:,} | {r['seconds_per_step']:.2f} | "
+              f"{base / r['seconds_per_step']:.2f}× | {r['peak_rss_mb']:.0f} | {r['loaded_rss_mb']:.0f} |")
+    step = {(r["mode"], r["shared_prefix"], r["dtype"]): r["seconds_per_step"] for r in rows}
+    for shared in (False, True):
+        ratio = step[("prompt", shared, "float32")] / step[("prompt", shared, "bfloat16")]
+        print(f"\nbf16 vs fp32 prompt-tuning step throughput{' (shared prefix)' if shared else ''}: {ratio:.2f}×", end="")
+    print()
 
 
 if __name__ == "__main__":

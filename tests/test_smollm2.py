@@ -23,6 +23,6 @@ def test_smollm2_prompt_tuning_few_steps(tmp_path):
     losses = [h["loss"] for h in result.history]
     assert all(torch.isfinite(torch.tensor(losses)))
     assert fingerprint(backbone.model) == backbone.fingerprint  # frozen weights untouched
-    path = save_prompt(result.artifacts(config)[0], tmp_path / "mrpc")
+    path = save_prompt(result.artifacts()[0], tmp_path / "mrpc")
     art = load_prompt(path, backbone)
     assert art.length == 4 and set(art.metrics) >= {"accuracy", "f1", "step"}

@@ -151,7 +151,10 @@ def test_paper_space_is_table_6_scaled():
     assert isinstance(ps["batch_size"], Categorical) and ps["batch_size"].categories == [1]
     assert space.param_space(SweepConfig(search="paper", batch_sizes="4,8"))["batch_size"].categories == [4, 8]
     seeds = space.param_space(SweepConfig(search="seeds", trials=3, num_prompts=2, scale=100))
-    assert seeds["seed"] == {"grid_search": [0, 2, 4]} and seeds["steps"] == 300 and seeds["lr"] == 0.3
+    assert seeds["seed"] == {"grid_search": [0, 2, 4]} and seeds["steps"] == 300
+    assert seeds["lr"] is None and seeds["scale_parameter"] is None  # the run's recipe decides (tuning/recipe.py)
+    assert space.param_space(SweepConfig(search="seeds", lr=0.3))["lr"] == 0.3
+    assert space.train_overrides({**seeds, "seed": 0})["lr"] is None
     # Decay needs both halves; "off" disables it.
     over = space.train_overrides({**space.PAPER_DEFAULTS, "decay_factor": 0.5, "steps_per_decay": "off", "seed": 1})
     assert over["decay_factor"] is None and over["steps_per_decay"] is None and over["warmup_steps"] == 0

@@ -1,5 +1,5 @@
-"""`python -m transfer squad-mrqa|paraphrase|ensemble|interpret [--flags]`: the paper's transfer,
-ensembling and interpretability experiments (§5-§7). Add `--ray` (or `--address`) to run the
+"""`python -m transfer squad-mrqa|paraphrase|ensemble|interpret|study [--flags]`: the paper's transfer,
+ensembling and interpretability experiments (§5-§7), and the learning study. Add `--ray` (or `--address`) to run the
 trainings as Ray tasks; inside `ray job submit` the cluster address comes from RAY_ADDRESS.
 """
 
@@ -49,6 +49,8 @@ def _job(name: str):
         from .paraphrase import run
     elif name == "ensemble":
         from .ensembling import run
+    elif name == "study":
+        from .study import run
     else:
         from .interpret import run
     return run

@@ -13,12 +13,17 @@ def train_config(job, task: str, mode: str = "prompt", seed: int = 0, **override
     """The job's budget as one training run's config (paper lrs: 0.3 prompt, 1e-3 model, §3)."""
     lr = job.prompt_lr if mode == "prompt" else getattr(job, "model_lr", 1e-3)
     values = dict(task=task, model=job.model, data_dir=job.data_dir, mode=mode, prompt_length=job.prompt_length,
-                  init=job.init, lr=lr, steps=job.steps, batch_size=job.batch_size, grad_accum=job.grad_accum,
+                  init=job.init, recipe=job.recipe, lr=lr, dtype=job.dtype, steps=job.steps, batch_size=job.batch_size, grad_accum=job.grad_accum,
                   eval_every=job.eval_every or job.steps, train_examples=job.train_examples,
                   eval_examples=job.select_examples or job.eval_examples, eval_batch_size=job.eval_batch_size,
                   max_input_length=job.max_input_length, seed=seed, progress=job.progress)
     values.update(overrides)
     return TrainConfig(**values).validate()
+
+
+def describe_lr(job) -> str:
+    """The prompt learning rate as a table note shows it."""
+    return f"lr {job.prompt_lr}" if job.prompt_lr is not None else f"{job.recipe} recipe lr"
 
 
 @functools.lru_cache(maxsize=32)

@@ -30,7 +30,9 @@ class JobConfig:
     select_examples: int | None = None  # dev examples for checkpoint selection during training (None: eval_examples)
     prompt_length: int = 20
     init: str = "class_label"
-    prompt_lr: float = 0.3              # §3: Adafactor, lr 0.3 for prompts
+    recipe: str = "auto"                # optimiser defaults (tuning/recipe.py); "paper": §3's Adafactor at lr 0.3
+    prompt_lr: float | None = None      # None: the recipe's (paper: 0.3)
+    dtype: str = "auto"                 # "auto": bf16 prompts on bf16 hardware (tuning/precision.py)
     max_input_length: int = 256
     eval_batch_size: int = 16
     ray: bool = False                   # run the trainings as Ray tasks
@@ -131,3 +133,32 @@ class InterpretConfig(JobConfig):
 
 JOBS = {"squad-mrqa": SquadMrqaConfig, "paraphrase": ParaphraseConfig, "ensemble": EnsembleConfig,
         "interpret": InterpretConfig}
+
+
+@dataclass
+class StudyConfig(JobConfig):
+    """What makes a prompt learn: learning curves per factor, with majority-class and model-tuning baselines."""
+
+    tasks: tuple[str, ...] = ("mrpc", "cb")
+    factors: tuple[str, ...] = ("optimizer", "length", "init", "precision")  # see transfer/study.py FACTORS
+    seeds: tuple[int, ...] = (0,)
+    steps: int = 600
+    eval_every: int | None = 150         # one point of each curve, on the whole dev set
+    train_examples: int | None = None    # whole training sets
+    eval_examples: int | None = None     # whole dev sets: every reported number is on the full dev set
+    eval_batch_size: int = 32
+    model_tuning: bool = True            # the model-tuning baseline curve, same budget
+    model_lr: float = 1e-3
+
+    def validate(self):
+        from .study import FACTORS
+        super().validate()
+        unknown = [f for f in self.factors if f not in FACTORS]
+        if unknown:
+            raise ValueError(f"--factors: unknown {', '.join(unknown)}; choose from {', '.join(FACTORS)}")
+        if self.eval_every is None:
+            raise ValueError("--eval-every is needed: a learning curve needs more than one point")
+        return self
+
+
+JOBS["study"] = StudyConfig

@@ -17,7 +17,7 @@ from ensemble import EnsembleEngine, PromptBank
 from tuning.artifact import save_prompt
 from tuning.tasks import get_task
 
-from .common import examples, run_training, skip, train_config, unavailable
+from .common import describe_lr, examples, run_training, skip, train_config, unavailable
 from .config import EnsembleConfig
 from .report import NA, Table, grouped_bars, mean_std, pct_mean_std, write_report
 from .runner import run_all
@@ -44,7 +44,7 @@ def ensemble_unit(spec: dict) -> dict:
     ensemble = task.score([p.prediction for p in predictions], rows)
     return {"task": task.name, "names": names, "singles": singles, "ensemble": ensemble,
             "agreement": sum(p.agreement for p in predictions) / len(predictions),
-            "selection": result.best_metrics, "artifacts": result.artifacts(config),
+            "selection": result.best_metrics, "artifacts": result.artifacts(),
             "n_eval": len(rows), "seconds": time.time() - start}
 
 
@@ -116,7 +116,7 @@ def run(config: EnsembleConfig) -> dict:
             plot[key][0].append(m)
             plot[key][1].append(s if key == "avg" else 0.0)
     table.notes = [f"model {config.model}; {config.steps} steps at batch {config.batch_size}, prompt length "
-                   f"{config.prompt_length}, init {config.init}, lr {config.prompt_lr}; "
+                   f"{config.prompt_length}, init {config.init}, {describe_lr(config)}; "
                    f"{config.eval_examples} {config.eval_split} examples; seeds {list(config.seeds)}; "
                    f"wall time {time.time() - start:.0f} s",
                    "Average: mean±std of the single prompts; Best: the best single prompt (by the task's "

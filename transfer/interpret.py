@@ -71,7 +71,7 @@ def analyse(backbone: Backbone, prompt: torch.Tensor, init: str, labels, k: int 
 
 def interpret_unit(spec: dict) -> dict:
     config, result = run_training(spec)
-    return {"artifacts": result.artifacts(config)}
+    return {"artifacts": result.artifacts()}
 
 
 def _md(text: str) -> str:

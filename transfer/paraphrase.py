@@ -14,7 +14,7 @@ from tuning.evaluate import predict
 from tuning.model import PromptedLM
 from tuning.tasks import PARAPHRASE_LABEL_MAP, get_task
 
-from .common import examples, run_training, skip, train_config, unavailable
+from .common import describe_lr, examples, run_training, skip, train_config, unavailable
 from .config import ParaphraseConfig
 from .report import NA, Table, grouped_bars, mean_std, pct_mean_std, write_report
 from .runner import run_all
@@ -89,7 +89,7 @@ def run(config: ParaphraseConfig) -> dict:
             plot[mode][0].append(row["transfer_f1_mean"])
             plot[mode][1].append(row["transfer_f1_std"] if transfer else 0.0)
     table.notes = [f"model {config.model}; {config.steps} steps at batch {config.batch_size}; prompt length "
-                   f"{config.prompt_length} ({config.init}, lr {config.prompt_lr}); model tuning lr {config.model_lr}; "
+                   f"{config.prompt_length} ({config.init}, {describe_lr(config)}); model tuning lr {config.model_lr}; "
                    f"{config.eval_examples} validation examples per set; seeds {list(config.seeds)}; "
                    f"wall time {time.time() - start:.0f} s",
                    "Accuracy/F1: zero-shot on the Eval task's validation split, predictions mapped with "

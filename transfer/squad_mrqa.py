@@ -14,7 +14,7 @@ from tuning.evaluate import predict
 from tuning.model import PromptedLM
 from tuning.tasks import get_task
 
-from .common import examples, run_training, skip, train_config, unavailable
+from .common import describe_lr, examples, run_training, skip, train_config, unavailable
 from .config import SquadMrqaConfig
 from .report import NA, Table, grouped_bars, mean_std, pct_mean_std, write_report
 from .runner import run_all
@@ -97,7 +97,7 @@ def run(config: SquadMrqaConfig) -> dict:
         table.rows.append([SHOWN.get(name, name), DOMAINS.get(name, ""), *cells])
         rows.append(row)
     table.notes = [f"model {config.model}; {config.steps} steps at batch {config.batch_size}; prompt length "
-                   f"{config.prompt_length} ({config.init}, lr {config.prompt_lr}); model tuning lr {config.model_lr} "
+                   f"{config.prompt_length} ({config.init}, {describe_lr(config)}); model tuning lr {config.model_lr} "
                    f"(Adafactor); {config.train_examples} SQuAD train examples; {config.eval_examples} examples per "
                    f"eval set; max input {config.max_input_length} tokens; seeds {list(config.seeds)}; "
                    f"wall time {time.time() - start:.0f} s",

@@ -48,23 +48,28 @@ def config_from_args(args: argparse.Namespace, config_cls):
 
 def cmd_train(args) -> None:
     from .artifact import save_prompt
+    from .history import HistoryWriter
     from .train import train
 
     config = config_from_args(args, TrainConfig).validate()
-    result = train(config)
     task_dir = Path(config.output_dir) / config.task
+    run = (f"model-tuned-s{config.seed}" if config.mode == "model" else
+           f"{config.task}-p{config.prompt_length}-{config.init}-s{config.seed}")
+    with HistoryWriter(task_dir / (run if config.num_prompts == 1 else f"{run}-k{config.num_prompts}")) as history:
+        result = train(config, on_record=history)
     paths = []
     if config.mode == "prompt":
-        for k, artifact in enumerate(result.artifacts(config)):
+        for k, artifact in enumerate(result.artifacts()):
             paths.append(save_prompt(artifact, task_dir / f"{config.task}-p{config.prompt_length}-{config.init}-s{config.seed + k}"))
     else:
-        out = task_dir / f"model-tuned-s{config.seed}"
+        out = task_dir / run
         result.backbone.model.save_pretrained(out)
         result.backbone.tokenizer.save_pretrained(out)
         paths.append(out)
     for metrics, path in zip(result.best_metrics, paths):
         shown = " ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k != "step")
         print(f"{config.task} dev (best at step {metrics['step']}): {shown} -> {path}")
+    print(f"learning curve: {history.path} (TensorBoard: tensorboard --logdir {history.tensorboard_dir})")
 
 
 def cmd_export_peft(args) -> None:

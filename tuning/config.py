@@ -16,10 +16,13 @@ class TrainConfig:
     prompt_length: int = 100           # paper default (§3.2, Figure 3a)
     init: str = "class_label"          # paper default (§3.2)
     num_prompts: int = 1               # K prompts trained at once in one packed pass (seeds seed..seed+K-1)
-    optimizer: str = "adafactor"       # Adafactor as in §3; "adamw" as an option
-    lr: float | None = None            # None: 0.3 for prompt tuning, 1e-3 for model tuning (§3)
+    recipe: str = "auto"               # "paper": §3's optimiser everywhere; "auto": paper for T5 and model
+                                       # tuning, embedding-scaled AdamW for decoder-only prompts (tuning/recipe.py)
+    optimizer: str | None = None       # "adafactor" (§3) or "adamw"; None: the recipe's
+    lr: float | None = None            # None: the recipe's (paper: 0.3 for prompts, 1e-3 for model tuning)
     weight_decay: float = 1e-5
     decay_rate: float = 0.8            # Adafactor β2 decay
+    beta2: float | None = None         # AdamW second-moment decay; None: the recipe's (else 0.999)
     scale_parameter: bool | None = None  # Adafactor parameter scaling; None: off for prompts (§3), on for model tuning
     warmup_steps: int = 0              # Table 6: linear warmup from 0, off by default
     decay_factor: float | None = None  # Table 6: multiply the lr by this every `steps_per_decay` steps
@@ -36,7 +39,7 @@ class TrainConfig:
     padding_side: str = "right"
     bucket_by_length: bool = True      # batches of similar input length (less padding; same objective)
     shared_prefix: bool = True         # causal LMs: compute the prompt's keys/values once per step
-    dtype: str = "float32"
+    dtype: str = "auto"                # "auto": bfloat16 for prompts on bf16 hardware, else float32 (tuning/precision.py)
     seed: int = 0                      # prompt k is initialised with seed + k
     data_seed: int | None = None       # order of training batches (None: seed)
     output_dir: str = "runs"
@@ -45,6 +48,10 @@ class TrainConfig:
     @property
     def learning_rate(self) -> float:
         return self.lr if self.lr is not None else (0.3 if self.mode == "prompt" else 1e-3)
+
+    @property
+    def adam_beta2(self) -> float:
+        return self.beta2 if self.beta2 is not None else 0.999
 
     @property
     def adafactor_scale_parameter(self) -> bool:
@@ -63,17 +70,20 @@ class TrainConfig:
         return cls(**values)
 
     def validate(self) -> "TrainConfig":
+        from .precision import DTYPES
         from .prompts import INITS
+        from .recipe import RECIPES
         checks = [
             (self.mode in ("prompt", "model"), f"--mode must be 'prompt' or 'model', not {self.mode!r}"),
             (self.init in INITS, f"--init must be one of {', '.join(INITS)}, not {self.init!r}"),
-            (self.optimizer in ("adafactor", "adamw"), f"--optimizer must be 'adafactor' or 'adamw', not {self.optimizer!r}"),
+            (self.optimizer in (None, "adafactor", "adamw"), f"--optimizer must be 'adafactor' or 'adamw', not {self.optimizer!r}"),
+            (self.recipe in RECIPES, f"--recipe must be one of {', '.join(RECIPES)}, not {self.recipe!r}"),
             (self.mode == "model" or self.prompt_length >= 1, "--prompt-length must be at least 1"),
             (self.num_prompts >= 1, "--num-prompts must be at least 1"),
             (self.steps >= 1 and self.batch_size >= 1 and self.eval_every >= 1, "--steps, --batch-size and --eval-every must be positive"),
             (self.grad_accum >= 1 and self.batch_size % self.grad_accum == 0, "--batch-size must be a multiple of --grad-accum"),
             (self.padding_side in ("left", "right"), "--padding-side must be 'left' or 'right'"),
-            (self.dtype in ("float32", "bfloat16"), "--dtype must be 'float32' or 'bfloat16'"),
+            (self.dtype in DTYPES, f"--dtype must be one of {', '.join(DTYPES)}, not {self.dtype!r}"),
             ((self.decay_factor is None) == (self.steps_per_decay is None), "--decay-factor and --steps-per-decay go together"),
             (self.mode == "prompt" or self.num_prompts == 1, "model tuning trains one model: use --num-prompts 1"),
             (all(n is None or n > 0 for n in (self.train_examples, self.eval_examples)),

@@ -10,7 +10,8 @@ from .config import TrainConfig
 
 def build_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+        return torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay,
+                                 betas=(0.9, config.adam_beta2))
     # §3: Adafactor, lr 0.3, weight decay 1e-5, β2 decay 0.8, parameter scaling off; model tuning uses
     # the T5 library's settings (lr 1e-3, pre-training Adafactor, i.e. parameter scaling on).
     # (HF spells the β2 decay exponent as a negative decay_rate.)

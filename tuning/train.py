@@ -23,11 +23,14 @@ from .encoding import encode
 from .evaluate import evaluate
 from .model import PromptedLM
 from .optim import build_optimizer, build_schedule
+from .precision import resolve_dtype, use_fast_attention_for_training
 from .prompts import init_prompt
+from .recipe import resolve
 from .tasks import get_task
 
 # (step, dev metrics of each prompt now, best prompt of each so far, its metrics with their "step")
 EvalCallback = Callable[[int, list[dict], list[torch.Tensor], list[dict]], None]
+RecordCallback = Callable[[dict], None]  # each step's history record, as it is made
 
 
 @dataclass
@@ -37,8 +40,11 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     backbone: Backbone | None = None
+    config: TrainConfig | None = None        # as resolved for the backbone (recipe lr, dtype)
 
-    def artifacts(self, config: TrainConfig) -> list[PromptArtifact]:
+    def artifacts(self) -> list[PromptArtifact]:
+        """The K prompts as files would hold them, with the resolved config of their run."""
+        config = self.config
         task = get_task(config.task)
         return [PromptArtifact(prompt=p.cpu(), task=config.task, backbone=self.backbone.name,
                                fingerprint=self.backbone.fingerprint, init=config.init,
@@ -71,7 +77,7 @@ def batches(lengths: list[int], batch_size: int, seed: int, bucket: bool = True,
 
 
 def train(config: TrainConfig, backbone: Backbone | None = None, on_eval: EvalCallback | None = None,
-          train_examples=None, dev_examples=None) -> TrainResult:
+          train_examples=None, dev_examples=None, on_record: RecordCallback | None = None) -> TrainResult:
     config.validate()
     torch.manual_seed(config.seed)
     task = get_task(config.task)
@@ -82,8 +88,11 @@ def train(config: TrainConfig, backbone: Backbone | None = None, on_eval: EvalCa
     if not train_examples or not dev_examples:
         raise ValueError(f"{config.task}: no training or evaluation examples (check --train-examples / --eval-examples)")
     model_tuning = config.mode == "model"
-    dtype = getattr(torch, config.dtype)
-    backbone = backbone or load_backbone(config.model, dtype=dtype, trainable=model_tuning)
+    if backbone is None:
+        dtype = resolve_dtype(config.dtype, "cpu", config.mode)
+        backbone = load_backbone(config.model, dtype=getattr(torch, dtype), trainable=model_tuning)
+    config = resolve(config, backbone)
+    use_fast_attention_for_training(backbone.model)
     lm = PromptedLM(backbone)
     k = config.num_prompts
 
@@ -130,6 +139,7 @@ def train(config: TrainConfig, backbone: Backbone | None = None, on_eval: EvalCa
         bar.set_postfix(loss=f"{total:.4f}")
         record = {"step": step, "loss": total, "lr": schedule.get_last_lr()[0], "seconds": time.time() - start}
 
+        stop = False
         if step % config.eval_every == 0 or step == config.steps:
             backbone.model.eval()
             metrics = evaluate(lm, torch.stack(prompts).detach(), task, dev_examples,
@@ -147,12 +157,14 @@ def train(config: TrainConfig, backbone: Backbone | None = None, on_eval: EvalCa
             bar.set_postfix(loss=f"{total:.4f}", dev=f"{metrics[0][task.primary_metric]:.3f}")
             if on_eval is not None:
                 on_eval(step, metrics, best_prompts, best)
-            if config.patience is not None and stale >= config.patience:
-                history.append(record)
-                break
+            stop = config.patience is not None and stale >= config.patience
         history.append(record)
+        if on_record is not None:
+            on_record(record)
+        if stop:
+            break
     bar.close()
     if model_tuning:
         backbone.model.load_state_dict(best_weights)
         freeze(backbone.model)
-    return TrainResult(best_prompts, best, history, time.time() - start, backbone)
+    return TrainResult(best_prompts, best, history, time.time() - start, backbone, config)

@@ -27,7 +27,9 @@ class SweepConfig:
     batch_size: int | None = None
     prompt_length: int | None = None
     init: str | None = None
-    lr: float | None = None
+    lr: float | None = None              # None: the recipe's (tuning/recipe.py)
+    recipe: str = "auto"                 # "paper": §3's Adafactor at lr 0.3 for every backbone
+    dtype: str = "auto"                  # "auto": bf16 prompts on bf16 hardware (tuning/precision.py)
     eval_every: int = 1000               # in paper steps: divided by --scale like the other step counts
     train_examples: int | None = None
     eval_examples: int | None = None

@@ -35,6 +35,7 @@ def base_train_config(config: SweepConfig, task: str) -> dict:
     """The TrainConfig fields every trial of `task` shares (the trial's hyperparameters override them)."""
     base = TrainConfig(task=task, model=config.model, data_dir=config.resolved_data_dir(),
                        num_prompts=config.num_prompts, eval_every=space.eval_every(config),
+                       recipe=config.recipe, dtype=config.dtype,
                        train_examples=config.train_examples, eval_examples=config.eval_examples,
                        eval_batch_size=config.eval_batch_size, max_input_length=config.max_input_length,
                        progress=False).to_dict()

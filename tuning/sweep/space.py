@@ -17,7 +17,8 @@ PAPER_DECAY_FACTOR = ("off", 0.1, 0.5)
 PAPER_STEPS_PER_DECAY = ("off", 4000, 6000, 8000)
 PAPER_SCALE_PARAMETER = (True, False)
 PROMPT_LENGTHS = (1, 5, 20, 100, 150)           # §3.2, Figure 3(a)
-# §3 defaults used for every seed in "seeds" mode.
+# §3 defaults used for every seed in "seeds" mode; lr and scaling come from the run's recipe unless
+# --recipe paper (tuning/recipe.py: the paper's values for T5, embedding-scaled for decoder-only LMs).
 PAPER_DEFAULTS = {"lr": 0.3, "batch_size": 32, "steps": 30000, "warmup_steps": "off", "decay_factor": "off",
                   "steps_per_decay": "off", "scale_parameter": False, "prompt_length": 100, "init": "class_label"}
 HYPERPARAMETERS = tuple(PAPER_DEFAULTS)         # the keys each trial's config carries
@@ -48,10 +49,10 @@ def param_space(config: SweepConfig) -> dict:
     """The hyperparameters of each trial; seeds of packed prompts are seed, seed+1, ..., seed+K-1."""
     k, s = config.num_prompts, config.scale
     if config.search == "seeds":
-        fixed = {**PAPER_DEFAULTS, "steps": max_steps(config),
+        fixed = {**PAPER_DEFAULTS, "lr": config.lr, "scale_parameter": None, "steps": max_steps(config),
                  "batch_size": config.batch_size or scaled(PAPER_DEFAULTS["batch_size"], s),
                  "prompt_length": config.prompt_length or PAPER_DEFAULTS["prompt_length"],
-                 "init": config.init or PAPER_DEFAULTS["init"], "lr": config.lr or PAPER_DEFAULTS["lr"]}
+                 "init": config.init or PAPER_DEFAULTS["init"]}
         return {**fixed, "seed": tune.grid_search([config.seed + i * k for i in range(config.trials)])}
     return {
         "lr": tune.loguniform(*PAPER_LR),
@@ -74,9 +75,9 @@ def num_samples(config: SweepConfig) -> int:
 def train_overrides(hp: dict) -> dict:
     """TrainConfig fields from one trial's hyperparameters ("off" -> disabled; decay needs both halves)."""
     decay = hp["decay_factor"] != "off" and hp["steps_per_decay"] != "off"
-    return {"lr": float(hp["lr"]), "batch_size": int(hp["batch_size"]), "steps": int(hp["steps"]),
+    return {"lr": None if hp["lr"] is None else float(hp["lr"]), "batch_size": int(hp["batch_size"]), "steps": int(hp["steps"]),
             "warmup_steps": 0 if hp["warmup_steps"] == "off" else int(hp["warmup_steps"]),
             "decay_factor": float(hp["decay_factor"]) if decay else None,
             "steps_per_decay": int(hp["steps_per_decay"]) if decay else None,
-            "scale_parameter": bool(hp["scale_parameter"]), "prompt_length": int(hp["prompt_length"]),
+            "scale_parameter": None if hp["scale_parameter"] is None else bool(hp["scale_parameter"]), "prompt_length": int(hp["prompt_length"]),
             "init": hp["init"], "seed": int(hp["seed"])}

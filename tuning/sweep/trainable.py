@@ -18,6 +18,8 @@ import torch
 
 from tuning.artifact import PromptArtifact, load_prompt, save_prompt
 from tuning.config import TrainConfig
+from tuning.precision import resolve_dtype
+from tuning.recipe import resolve
 from tuning.tasks import get_task
 
 from .space import train_overrides
@@ -64,7 +66,10 @@ def train_prompts(config: dict, shared=None, module=None) -> None:
     torch.set_num_threads(max(1, int(threads)))
     train_config = TrainConfig.from_dict({**base, **train_overrides(config), "progress": False}).validate()
     task = get_task(train_config.task)
-    backbone = _backbone(shared, module, _device(), getattr(torch, train_config.dtype))
+    device = _device()
+    dtype = resolve_dtype(train_config.dtype, device, train_config.mode)
+    backbone = _backbone(shared, module, device, getattr(torch, dtype))
+    train_config = resolve(train_config, backbone)  # the recipe's lr, so checkpoints record what ran
 
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:

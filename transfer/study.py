@@ -1,0 +1,157 @@
+"""What decides whether a small model's prompt learns: learning curves on full dev sets, per factor.
+
+Each factor is a set of arms, each arm a few `TrainConfig` overrides of the job's base run. Every arm
+trains with evaluation on the whole dev set every `--eval-every` steps; arms that resolve to the same
+run (the base run appears in every factor) train once. Beside the curves: the majority-class
+baseline (the most common training label, predicted for every dev example) and the model-tuning
+baseline (every weight trained, same steps and batches).
+
+Writes `study.md` (best and final dev score of every arm), `study.csv` (one row per arm and
+evaluation: the curves), `study.json` (every history record) and `study-<task>.png` (one panel per
+factor, score vs step).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+from tuning.precision import resolve_dtype
+from tuning.tasks import get_task
+
+from .common import examples, run_training, skip, train_config, unavailable
+from .config import StudyConfig
+from .report import NA, Table, pct, write_report
+from .runner import run_all
+
+# Arms per factor: TrainConfig overrides of the base run (§3.2 and Figure 3 for length and init).
+FACTORS: dict[str, dict[str, dict]] = {
+    "optimizer": {
+        "recipe (auto)": {},
+        "paper: Adafactor lr 0.3": {"recipe": "paper"},
+        "Adafactor lr 0.3, scaling on": {"recipe": "paper", "scale_parameter": True},
+        "AdamW lr 3e-3, β2 0.999": {"optimizer": "adamw", "lr": 3e-3, "beta2": 0.999},
+    },
+    "length": {f"p={n}": {"prompt_length": n} for n in (1, 5, 20, 100)},
+    "init": {name: {"init": name} for name in ("random_uniform", "sampled_vocab", "class_label")},
+    "precision": {"float32": {"dtype": "float32"}, "bfloat16": {"dtype": "bfloat16"}},
+}
+MODEL_TUNING = "model tuning"
+
+
+def study_unit(spec: dict) -> dict:
+    """One arm: train with full-dev evaluations, return its curve."""
+    start = time.time()
+    config, result = run_training(spec)
+    curve = [{"step": r["step"], "loss": r["loss"], "lr": r["lr"], **r["dev"][0]} for r in result.history if "dev" in r]
+    return {"key": spec["key"], "curve": curve, "losses": [r["loss"] for r in result.history],
+            "best": result.best_metrics[0], "config": result.config.to_dict(), "seconds": time.time() - start}
+
+
+def majority_baseline(task_name: str, data_dir) -> dict | None:
+    """Dev metrics of always answering the most common training label (classification tasks only)."""
+    task = get_task(task_name)
+    if task.kind != "classification":
+        return None
+    label, _ = Counter(e.target_text for e in examples(task_name, "train", data_dir)).most_common(1)[0]
+    dev = examples(task_name, "validation", data_dir)
+    return task.score([label] * len(dev), dev)
+
+
+def plan(config: StudyConfig) -> tuple[list[dict], list[dict]]:
+    """(arms: task/factor/arm/key, unique training specs by key)."""
+    arms, specs = [], {}
+    for task in config.tasks:
+        runs = [(factor, name, dict(o)) for factor in config.factors for name, o in FACTORS[factor].items()]
+        if config.model_tuning:
+            runs.append((MODEL_TUNING, MODEL_TUNING, {"mode": "model", "lr": config.model_lr}))
+        for seed in config.seeds:
+            for factor, name, overrides in runs:
+                mode = overrides.pop("mode", "prompt")
+                train = train_config(config, task, mode, seed, **overrides)
+                train.dtype = resolve_dtype(train.dtype, "cpu", mode)
+                train.eval_examples = config.eval_examples   # the curve is on the reported (whole) dev set
+                key = json.dumps(train.to_dict(), sort_keys=True)
+                specs.setdefault(key, {"train": train.to_dict(), "key": key})
+                arms.append({"task": task, "factor": factor, "arm": name, "seed": seed, "key": key})
+    return arms, list(specs.values())
+
+
+def run(config: StudyConfig) -> dict:
+    config.validate()
+    results_dir = Path(config.results_dir or "results/study")
+    missing = {}
+    for task in config.tasks:
+        message = unavailable(task, "train", config.data_dir) or unavailable(task, "validation", config.data_dir)
+        if message:
+            skip(message)
+            missing[task] = message
+    config.tasks = tuple(t for t in config.tasks if t not in missing)
+    arms, specs = plan(config)
+    start = time.time()
+    done = {r["key"]: r for r in run_all(study_unit, specs, config, _describe)}
+    baselines = {task: majority_baseline(task, config.data_dir) for task in config.tasks}
+
+    table = Table(f"Learning study: {config.steps} steps at batch {config.batch_size}, whole dev sets",
+                  ["Task", "Factor", "Arm", "Optimiser, lr", "Best dev (step)", "Final dev", "Majority", "s"])
+    rows = []
+    for a in arms:
+        r, task = done[a["key"]], get_task(a["task"])
+        metric, majority = task.primary_metric, baselines[a["task"]]
+        best = r["best"]
+        resolved = r["config"]
+        table.rows.append([a["task"], a["factor"], a["arm"], f"{resolved['optimizer']} {resolved['lr']:.3g}",
+                           f"{pct(best[metric])} ({best['step']})",
+                           pct(r["curve"][-1][metric]), pct(majority[metric]) if majority else NA, f"{r['seconds']:.0f}"])
+        for point in r["curve"]:
+            rows.append({**{k: a[k] for k in ("task", "factor", "arm", "seed")}, "metric": metric,
+                         "majority": majority[metric] if majority else None, **point})
+    table.notes = [f"model {config.model}; lr and optimiser per arm (recipe: tuning/recipe.py); prompt length "
+                   f"{config.prompt_length}, init {config.init} unless the arm says otherwise; seeds {list(config.seeds)}; "
+                   f"evaluation every {config.eval_every} steps on the whole dev set; wall time {time.time() - start:.0f} s",
+                   "Majority: the most common training label answered for every dev example."]
+    paths = write_report(results_dir, "study", table, rows,
+                         {"config": config.to_dict(), "arms": arms, "runs": list(done.values()), "majority": baselines})
+    for task in config.tasks:
+        paths[f"png-{task}"] = plot_task(results_dir / f"study-{task}.png", task, arms, done, baselines[task])
+    return {"paths": paths, "arms": arms, "runs": done, "majority": baselines, "missing": missing}
+
+
+def _describe(spec: dict) -> str:
+    t = spec["train"]
+    return (f"{t['task']} {t['mode']}: {t['recipe']} recipe, {t['optimizer'] or 'its optimiser'} lr {t['lr'] or 'its lr'}, "
+            f"p={t['prompt_length']}, "
+            f"{t['init']}, {t['dtype']}, seed {t['seed']}")
+
+
+def plot_task(path: Path, task_name: str, arms: list[dict], done: dict, majority: dict | None) -> Path:
+    """One panel per factor: each arm's dev score vs step, with the baselines on the same axes."""
+    from .report import plt
+
+    task = get_task(task_name)
+    metric = task.primary_metric
+    mine = [a for a in arms if a["task"] == task_name]
+    factors = [f for f in dict.fromkeys(a["factor"] for a in mine) if f != MODEL_TUNING]
+    model = [a for a in mine if a["factor"] == MODEL_TUNING]
+    fig, axes = plt.subplots(1, max(1, len(factors)), figsize=(4.2 * max(1, len(factors)), 3.6), sharey=True, squeeze=False)
+    for ax, factor in zip(axes[0], factors):
+        for j, a in enumerate(x for x in mine if x["factor"] == factor):
+            curve = done[a["key"]]["curve"]
+            ax.plot([p["step"] for p in curve], [100 * p[metric] for p in curve], marker="o", ms=3,
+                    color=f"C{j}", label=a["arm"] + (f" s{a['seed']}" if len({x['seed'] for x in mine}) > 1 else ""))
+        for a in model:
+            curve = done[a["key"]]["curve"]
+            ax.plot([p["step"] for p in curve], [100 * p[metric] for p in curve], "k:", label=MODEL_TUNING)
+        if majority:
+            ax.axhline(100 * majority[metric], color="grey", ls="--", lw=1, label="majority class")
+        ax.set_title(factor, fontsize=10)
+        ax.set_xlabel("step")
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel(f"{task_name} dev {metric} (%)")
+    fig.suptitle(f"{task_name}: learning curves (whole dev set)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,37 @@
+"""Precision: bf16 where the hardware computes it natively, fp32 elsewhere.
+
+A frozen backbone is held in bf16 while the trained prompt stays an fp32 parameter (cast to bf16 as
+it enters the model), so optimizer state and updates keep full precision. Model tuning trains every
+weight and therefore stays in fp32 under "auto".
+"""
+
+from __future__ import annotations
+
+import torch
+
+DTYPES = ("auto", "float32", "bfloat16")
+
+
+def native_bf16(device: str | torch.device = "cpu") -> bool:
+    """True on CUDA devices with bf16 and on CPUs with AVX512-BF16 or AMX (bf16 matmuls in hardware)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return False
+
+
+def resolve_dtype(name: str, device: str | torch.device = "cpu", mode: str = "prompt") -> str:
+    """"auto" -> "bfloat16" for a frozen backbone on bf16 hardware, else "float32"; others unchanged."""
+    if name != "auto":
+        return name
+    return "bfloat16" if mode == "prompt" and native_bf16(device) else "float32"
+
+
+def use_fast_attention_for_training(model) -> None:
+    """On CPU in bf16, eager attention trains ~1.3× faster than SDPA (whose CPU flash-attention
+    backward dominated the step, measured in benchmarks/bench_train.py); results are the same."""
+    weight = model.get_input_embeddings().weight
+    if weight.device.type == "cpu" and weight.dtype == torch.bfloat16 and hasattr(model, "set_attn_implementation"):
+        model.set_attn_implementation("eager")
