@@ -23,7 +23,7 @@ def test_decoder_only_prompts_get_an_lr_scaled_to_the_embeddings(tiny_llama):
     rms = float(tiny_llama.model.get_input_embeddings().weight.pow(2).mean().sqrt())
     assert recipe.embedding_rms(tiny_llama) == pytest.approx(rms)
     config = recipe.resolve(TrainConfig(), tiny_llama)
-    assert config.optimizer == recipe.CAUSAL_OPTIMIZER
+    assert config.optimizer == recipe.CAUSAL_OPTIMIZER and config.lr_per_embedding_rms == recipe.CAUSAL_LR_PER_EMBEDDING_RMS
     assert config.lr == pytest.approx(recipe.CAUSAL_LR_PER_EMBEDDING_RMS * rms, rel=1e-3)
     assert config.beta2 == recipe.CAUSAL_BETA2
     # The rule follows the scale: embeddings ×10 -> lr ×10.
@@ -53,6 +53,9 @@ def test_explicit_settings_win_over_the_recipe(tiny_llama):
     assert (resolved.optimizer, resolved.lr, resolved.beta2) == ("adamw", 0.02, 0.9)
     # Another optimiser than the recipe's: the recipe's lr is not carried over to it.
     assert recipe.resolve(TrainConfig(optimizer="adafactor"), tiny_llama).lr == recipe.PAPER_PROMPT_LR
+    # The lr rule works for any optimiser, and names the lr itself.
+    scaled = recipe.resolve(TrainConfig(optimizer="adafactor", lr_per_embedding_rms=0.3), tiny_llama)
+    assert scaled.lr == pytest.approx(0.3 * recipe.embedding_rms(tiny_llama), rel=1e-3)
     assert recipe.resolve(TrainConfig(), tiny_llama).dtype == "float32"  # the loaded backbone's
 
 

@@ -176,3 +176,33 @@ def test_interpret_job_trains_as_ray_tasks(ray_session, tiny_dirs, tmp_path, cap
     assert [a["name"] for a in out["analyses"]] == ["rte-p4-class_label-s0", "rte-p4-class_label-s1"]
     _, rows = outputs(tmp_path, "interpret")
     assert len(rows) == 8
+
+
+def test_study_job_runs_each_distinct_arm_once_and_draws_curves(tiny_dirs, tmp_path):
+    from transfer.config import StudyConfig
+    from transfer.study import run
+
+    config = StudyConfig(model=str(tiny_dirs["llama"]), tasks=("cb",), factors=("init", "precision"),
+                         results_dir=str(tmp_path), **{**TINY, "steps": 4, "eval_every": 2, "train_examples": 32})
+    out = run(config)
+    # init: 3 arms; precision: float32 + bfloat16, one of which is the base run (auto dtype); + model tuning.
+    assert len(out["arms"]) == 3 + 2 + 1 and len(out["runs"]) == 3 + 1 + 1
+    rows = read_csv(tmp_path / "study.csv")
+    assert {r["arm"] for r in rows} == {"random_uniform", "sampled_vocab", "class_label", "float32", "bfloat16",
+                                        "model tuning"}
+    assert sorted({int(r["step"]) for r in rows}) == [2, 4]
+    # The majority baseline answers the most common of the 32 training labels for all 4 dev examples.
+    from collections import Counter
+
+    from tuning.tasks import get_task
+    task = get_task("cb")
+    train = task.load("train", limit=32)
+    dev = task.load("validation", limit=4)
+    label = Counter(e.target_text for e in train).most_common(1)[0][0]
+    assert float(rows[0]["majority"]) == pytest.approx(task.score([label] * 4, dev)["average"])
+    assert 0 <= float(rows[0]["linear_probe"]) <= 1
+    md = (tmp_path / "study.md").read_text()
+    assert "| cb | init | random_uniform |" in md and "model tuning" in md
+    assert (tmp_path / "study-cb.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="--factors"):
+        StudyConfig(factors=("colour",)).validate()

@@ -148,6 +148,7 @@ class StudyConfig(JobConfig):
     eval_examples: int | None = None     # whole dev sets: every reported number is on the full dev set
     eval_batch_size: int = 32
     model_tuning: bool = True            # the model-tuning baseline curve, same budget
+    linear_probe: bool = True            # the frozen-feature linear-probe reference line
     model_lr: float = 1e-3
 
     def validate(self):

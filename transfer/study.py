@@ -18,6 +18,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import torch
+
 from tuning.precision import resolve_dtype
 from tuning.tasks import get_task
 
@@ -28,11 +30,15 @@ from .runner import run_all
 
 # Arms per factor: TrainConfig overrides of the base run (§3.2 and Figure 3 for length and init).
 FACTORS: dict[str, dict[str, dict]] = {
+    # The step size relative to the embedding scale (RMS: element RMS of the input embeddings).
     "optimizer": {
-        "recipe (auto)": {},
+        "recipe: AdamW 0.075×RMS, β2 0.99": {},
         "paper: Adafactor lr 0.3": {"recipe": "paper"},
         "Adafactor lr 0.3, scaling on": {"recipe": "paper", "scale_parameter": True},
-        "AdamW lr 3e-3, β2 0.999": {"optimizer": "adamw", "lr": 3e-3, "beta2": 0.999},
+        "Adafactor lr 0.3×RMS": {"optimizer": "adafactor", "lr_per_embedding_rms": 0.3},
+        "Adafactor lr 0.03×RMS": {"optimizer": "adafactor", "lr_per_embedding_rms": 0.03},
+        "AdamW 0.075×RMS, β2 0.999": {"optimizer": "adamw", "lr_per_embedding_rms": 0.075, "beta2": 0.999},
+        "AdamW 0.022×RMS, β2 0.999": {"optimizer": "adamw", "lr_per_embedding_rms": 0.022, "beta2": 0.999},
     },
     "length": {f"p={n}": {"prompt_length": n} for n in (1, 5, 20, 100)},
     "init": {name: {"init": name} for name in ("random_uniform", "sampled_vocab", "class_label")},
@@ -50,14 +56,52 @@ def study_unit(spec: dict) -> dict:
             "best": result.best_metrics[0], "config": result.config.to_dict(), "seconds": time.time() - start}
 
 
-def majority_baseline(task_name: str, data_dir) -> dict | None:
+def majority_baseline(task_name: str, data_dir, train_limit=None, dev_limit=None) -> dict | None:
     """Dev metrics of always answering the most common training label (classification tasks only)."""
     task = get_task(task_name)
     if task.kind != "classification":
         return None
-    label, _ = Counter(e.target_text for e in examples(task_name, "train", data_dir)).most_common(1)[0]
-    dev = examples(task_name, "validation", data_dir)
+    label, _ = Counter(e.target_text for e in examples(task_name, "train", data_dir, train_limit)).most_common(1)[0]
+    dev = examples(task_name, "validation", data_dir, dev_limit)
     return task.score([label] * len(dev), dev)
+
+
+@torch.no_grad()
+def frozen_features(backbone, texts: list[str], max_input_length: int, batch_size: int = 32) -> torch.Tensor:
+    """The backbone's last-layer state at each input's last token, with no prompt: [n, d]."""
+    from tuning.encoding import encode
+
+    out = []
+    for i in range(0, len(texts), batch_size):
+        batch = encode(backbone, texts[i:i + batch_size], None, max_input_length, "left").to(backbone.device)
+        positions = (batch.input_mask.cumsum(-1) - 1).clamp(min=0)
+        hidden = backbone.model.base_model(input_ids=batch.input_ids, attention_mask=batch.input_mask,
+                                           position_ids=positions).last_hidden_state
+        out.append(hidden[:, -1].float().cpu())
+    return torch.cat(out)
+
+
+def linear_probe_baseline(config: StudyConfig, task_name: str) -> dict | None:
+    """Dev metrics of a logistic regression on the frozen model's last-token features (no prompt):
+    how much of the task the frozen representations already separate (decoder-only, classification)."""
+    from sklearn.linear_model import LogisticRegression
+
+    from tuning.backbone import load_backbone
+
+    task = get_task(task_name)
+    backbone = load_backbone(config.model, dtype=getattr(torch, resolve_dtype(config.dtype)))
+    if task.kind != "classification" or backbone.is_encoder_decoder:
+        return None
+    train = examples(task_name, "train", config.data_dir, config.train_examples)
+    dev = examples(task_name, "validation", config.data_dir, config.eval_examples)
+    if len({e.label for e in train}) < 2:
+        return None  # one class only: nothing to separate
+    x_train = frozen_features(backbone, [e.input_text for e in train], config.max_input_length)
+    x_dev = frozen_features(backbone, [e.input_text for e in dev], config.max_input_length)
+    mean, std = x_train.mean(0), x_train.std(0) + 1e-6
+    probe = LogisticRegression(C=0.01, max_iter=2000).fit(((x_train - mean) / std).numpy(), [e.label for e in train])
+    predicted = probe.predict(((x_dev - mean) / std).numpy())
+    return task.score([task.verbalizers[i] for i in predicted], dev)
 
 
 def plan(config: StudyConfig) -> tuple[list[dict], list[dict]]:
@@ -92,10 +136,13 @@ def run(config: StudyConfig) -> dict:
     arms, specs = plan(config)
     start = time.time()
     done = {r["key"]: r for r in run_all(study_unit, specs, config, _describe)}
-    baselines = {task: majority_baseline(task, config.data_dir) for task in config.tasks}
+    baselines = {task: majority_baseline(task, config.data_dir, config.train_examples, config.eval_examples)
+                 for task in config.tasks}
+    probes = {task: linear_probe_baseline(config, task) if config.linear_probe else None for task in config.tasks}
 
     table = Table(f"Learning study: {config.steps} steps at batch {config.batch_size}, whole dev sets",
-                  ["Task", "Factor", "Arm", "Optimiser, lr", "Best dev (step)", "Final dev", "Majority", "s"])
+                  ["Task", "Factor", "Arm", "Optimiser, lr", "Best dev (step)", "Final dev", "Majority",
+                   "Linear probe", "s"])
     rows = []
     for a in arms:
         r, task = done[a["key"]], get_task(a["task"])
@@ -104,19 +151,26 @@ def run(config: StudyConfig) -> dict:
         resolved = r["config"]
         table.rows.append([a["task"], a["factor"], a["arm"], f"{resolved['optimizer']} {resolved['lr']:.3g}",
                            f"{pct(best[metric])} ({best['step']})",
-                           pct(r["curve"][-1][metric]), pct(majority[metric]) if majority else NA, f"{r['seconds']:.0f}"])
+                           pct(r["curve"][-1][metric]), pct(majority[metric]) if majority else NA,
+                           pct(probes[a["task"]][metric]) if probes[a["task"]] else NA, f"{r['seconds']:.0f}"])
         for point in r["curve"]:
             rows.append({**{k: a[k] for k in ("task", "factor", "arm", "seed")}, "metric": metric,
-                         "majority": majority[metric] if majority else None, **point})
+                         "majority": majority[metric] if majority else None,
+                         "linear_probe": probes[a["task"]][metric] if probes[a["task"]] else None, **point})
     table.notes = [f"model {config.model}; lr and optimiser per arm (recipe: tuning/recipe.py); prompt length "
                    f"{config.prompt_length}, init {config.init} unless the arm says otherwise; seeds {list(config.seeds)}; "
                    f"evaluation every {config.eval_every} steps on the whole dev set; wall time {time.time() - start:.0f} s",
-                   "Majority: the most common training label answered for every dev example."]
+                   "Majority: the most common training label answered for every dev example. Linear probe: "
+                   "logistic regression on the frozen model's last-token state (no prompt), trained on the same "
+                   "training examples: what the frozen representations already separate."]
     paths = write_report(results_dir, "study", table, rows,
-                         {"config": config.to_dict(), "arms": arms, "runs": list(done.values()), "majority": baselines})
+                         {"config": config.to_dict(), "arms": arms, "runs": list(done.values()), "majority": baselines,
+                          "linear_probe": probes})
     for task in config.tasks:
-        paths[f"png-{task}"] = plot_task(results_dir / f"study-{task}.png", task, arms, done, baselines[task])
-    return {"paths": paths, "arms": arms, "runs": done, "majority": baselines, "missing": missing}
+        paths[f"png-{task}"] = plot_task(results_dir / f"study-{task}.png", task, arms, done, baselines[task],
+                                         probes[task])
+    return {"paths": paths, "arms": arms, "runs": done, "majority": baselines, "linear_probe": probes,
+            "missing": missing}
 
 
 def _describe(spec: dict) -> str:
@@ -126,7 +180,8 @@ def _describe(spec: dict) -> str:
             f"{t['init']}, {t['dtype']}, seed {t['seed']}")
 
 
-def plot_task(path: Path, task_name: str, arms: list[dict], done: dict, majority: dict | None) -> Path:
+def plot_task(path: Path, task_name: str, arms: list[dict], done: dict, majority: dict | None,
+              probe: dict | None = None) -> Path:
     """One panel per factor: each arm's dev score vs step, with the baselines on the same axes."""
     from .report import plt
 
@@ -146,6 +201,8 @@ def plot_task(path: Path, task_name: str, arms: list[dict], done: dict, majority
             ax.plot([p["step"] for p in curve], [100 * p[metric] for p in curve], "k:", label=MODEL_TUNING)
         if majority:
             ax.axhline(100 * majority[metric], color="grey", ls="--", lw=1, label="majority class")
+        if probe:
+            ax.axhline(100 * probe[metric], color="brown", ls="-.", lw=1, label="linear probe, frozen features")
         ax.set_title(factor, fontsize=10)
         ax.set_xlabel("step")
         ax.legend(fontsize=7)

@@ -20,6 +20,7 @@ class TrainConfig:
                                        # tuning, embedding-scaled AdamW for decoder-only prompts (tuning/recipe.py)
     optimizer: str | None = None       # "adafactor" (§3) or "adamw"; None: the recipe's
     lr: float | None = None            # None: the recipe's (paper: 0.3 for prompts, 1e-3 for model tuning)
+    lr_per_embedding_rms: float | None = None  # lr = this × element RMS of the input embeddings (overrides lr)
     weight_decay: float = 1e-5
     decay_rate: float = 0.8            # Adafactor β2 decay
     beta2: float | None = None         # AdamW second-moment decay; None: the recipe's (else 0.999)
@@ -77,6 +78,8 @@ class TrainConfig:
             (self.mode in ("prompt", "model"), f"--mode must be 'prompt' or 'model', not {self.mode!r}"),
             (self.init in INITS, f"--init must be one of {', '.join(INITS)}, not {self.init!r}"),
             (self.optimizer in (None, "adafactor", "adamw"), f"--optimizer must be 'adafactor' or 'adamw', not {self.optimizer!r}"),
+            (all(v is None or v > 0 for v in (self.lr, self.lr_per_embedding_rms)),
+             "--lr and --lr-per-embedding-rms must be positive"),
             (self.recipe in RECIPES, f"--recipe must be one of {', '.join(RECIPES)}, not {self.recipe!r}"),
             (self.mode == "model" or self.prompt_length >= 1, "--prompt-length must be at least 1"),
             (self.num_prompts >= 1, "--num-prompts must be at least 1"),

@@ -41,16 +41,22 @@ def recipe_settings(config: TrainConfig, backbone: Backbone) -> dict:
         return {"optimizer": "adafactor", "lr": PAPER_MODEL_LR, "scale_parameter": True}
     if config.recipe == "paper" or backbone.is_encoder_decoder:
         return {"optimizer": "adafactor", "lr": PAPER_PROMPT_LR, "scale_parameter": False}
-    return {"optimizer": CAUSAL_OPTIMIZER, "lr": round(CAUSAL_LR_PER_EMBEDDING_RMS * embedding_rms(backbone), 6),
+    return {"optimizer": CAUSAL_OPTIMIZER, "lr_per_embedding_rms": CAUSAL_LR_PER_EMBEDDING_RMS,
             "beta2": CAUSAL_BETA2, "scale_parameter": False}
 
 
 def resolve(config: TrainConfig, backbone: Backbone) -> TrainConfig:
-    """`config` with every open optimiser field filled by the recipe and `dtype` set to the backbone's."""
+    """`config` with every open optimiser field filled by the recipe, `lr` made concrete and `dtype`
+    set to the backbone's."""
     chosen = recipe_settings(config, backbone)
     if config.optimizer is not None and config.optimizer != chosen["optimizer"]:
         chosen = {"optimizer": config.optimizer}  # another optimiser: the recipe's lr is not for it
+    if config.lr is not None or config.lr_per_embedding_rms is not None:  # the config names its own lr
+        chosen = {k: v for k, v in chosen.items() if k not in ("lr", "lr_per_embedding_rms")}
     filled = {k: v for k, v in chosen.items() if getattr(config, k) is None}
-    if config.lr is None and "lr" not in filled:
-        filled["lr"] = PAPER_PROMPT_LR if config.mode == "prompt" else PAPER_MODEL_LR
-    return dataclasses.replace(config, **filled, dtype=str(backbone.dtype).removeprefix("torch."))
+    config = dataclasses.replace(config, **filled, dtype=str(backbone.dtype).removeprefix("torch."))
+    if config.lr_per_embedding_rms is not None:
+        return dataclasses.replace(config, lr=round(config.lr_per_embedding_rms * embedding_rms(backbone), 6))
+    if config.lr is None:
+        return dataclasses.replace(config, lr=PAPER_PROMPT_LR if config.mode == "prompt" else PAPER_MODEL_LR)
+    return config
