@@ -182,11 +182,13 @@ def test_study_job_runs_each_distinct_arm_once_and_draws_curves(tiny_dirs, tmp_p
     from transfer.config import StudyConfig
     from transfer.study import run
 
-    config = StudyConfig(model=str(tiny_dirs["llama"]), tasks=("cb",), factors=("init", "precision"),
+    config = StudyConfig(model=str(tiny_dirs["llama"]), tasks=("cb",), factors=("init", "precision"), seeds=(0, 1),
                          results_dir=str(tmp_path), **{**TINY, "steps": 4, "eval_every": 2, "train_examples": 32})
     out = run(config)
-    # init: 3 arms; precision: float32 + bfloat16, one of which is the base run (auto dtype); + model tuning.
-    assert len(out["arms"]) == 3 + 2 + 1 and len(out["runs"]) == 3 + 1 + 1
+    # Per seed: init 3 arms; precision float32 + bfloat16, one of which is the base run (auto dtype); model tuning.
+    assert len(out["arms"]) == 2 * (3 + 2 + 1) and len(out["runs"]) == 2 * (3 + 1 + 1)
+    model_runs = [out["runs"][a["key"]] for a in out["arms"] if a["factor"] == "model tuning"]
+    assert [r["config"]["mode"] for r in model_runs] == ["model", "model"]
     rows = read_csv(tmp_path / "study.csv")
     assert {r["arm"] for r in rows} == {"random_uniform", "sampled_vocab", "class_label", "float32", "bfloat16",
                                         "model tuning"}

@@ -89,13 +89,13 @@ def linear_probe_baseline(config: StudyConfig, task_name: str) -> dict | None:
     from tuning.backbone import load_backbone
 
     task = get_task(task_name)
-    backbone = load_backbone(config.model, dtype=getattr(torch, resolve_dtype(config.dtype)))
-    if task.kind != "classification" or backbone.is_encoder_decoder:
-        return None
     train = examples(task_name, "train", config.data_dir, config.train_examples)
+    if task.kind != "classification" or len({e.label for e in train}) < 2:
+        return None  # nothing to separate
+    backbone = load_backbone(config.model, dtype=getattr(torch, resolve_dtype(config.dtype)))
+    if backbone.is_encoder_decoder:
+        return None
     dev = examples(task_name, "validation", config.data_dir, config.eval_examples)
-    if len({e.label for e in train}) < 2:
-        return None  # one class only: nothing to separate
     x_train = frozen_features(backbone, [e.input_text for e in train], config.max_input_length)
     x_dev = frozen_features(backbone, [e.input_text for e in dev], config.max_input_length)
     mean, std = x_train.mean(0), x_train.std(0) + 1e-6
@@ -108,13 +108,13 @@ def plan(config: StudyConfig) -> tuple[list[dict], list[dict]]:
     """(arms: task/factor/arm/key, unique training specs by key)."""
     arms, specs = [], {}
     for task in config.tasks:
-        runs = [(factor, name, dict(o)) for factor in config.factors for name, o in FACTORS[factor].items()]
+        runs = [(factor, name, o) for factor in config.factors for name, o in FACTORS[factor].items()]
         if config.model_tuning:
             runs.append((MODEL_TUNING, MODEL_TUNING, {"mode": "model", "lr": config.model_lr}))
         for seed in config.seeds:
             for factor, name, overrides in runs:
-                mode = overrides.pop("mode", "prompt")
-                train = train_config(config, task, mode, seed, **overrides)
+                mode = overrides.get("mode", "prompt")
+                train = train_config(config, task, mode, seed, **{k: v for k, v in overrides.items() if k != "mode"})
                 train.dtype = resolve_dtype(train.dtype, "cpu", mode)
                 train.eval_examples = config.eval_examples   # the curve is on the reported (whole) dev set
                 key = json.dumps(train.to_dict(), sort_keys=True)
