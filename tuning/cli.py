@@ -53,14 +53,14 @@ def cmd_train(args) -> None:
 
     config = config_from_args(args, TrainConfig).validate()
     task_dir = Path(config.output_dir) / config.task
-    run = (f"model-tuned-s{config.seed}" if config.mode == "model" else
-           f"{config.task}-p{config.prompt_length}-{config.init}-s{config.seed}")
+    prompt_name = lambda seed: f"{config.task}-p{config.prompt_length}-{config.init}-s{seed}"  # noqa: E731
+    run = f"model-tuned-s{config.seed}" if config.mode == "model" else prompt_name(config.seed)
     with HistoryWriter(task_dir / (run if config.num_prompts == 1 else f"{run}-k{config.num_prompts}")) as history:
         result = train(config, on_record=history)
     paths = []
     if config.mode == "prompt":
         for k, artifact in enumerate(result.artifacts()):
-            paths.append(save_prompt(artifact, task_dir / f"{config.task}-p{config.prompt_length}-{config.init}-s{config.seed + k}"))
+            paths.append(save_prompt(artifact, task_dir / prompt_name(config.seed + k)))
     else:
         out = task_dir / run
         result.backbone.model.save_pretrained(out)

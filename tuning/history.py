@@ -13,23 +13,19 @@ from pathlib import Path
 class HistoryWriter:
     """Appends each record to `<stem>.history.jsonl` and writes its scalars under `<stem>.tensorboard/`."""
 
-    def __init__(self, stem: str | Path, tensorboard: bool = True):
+    def __init__(self, stem: str | Path):
+        from torch.utils.tensorboard import SummaryWriter
+
         stem = Path(stem)
         stem.parent.mkdir(parents=True, exist_ok=True)
         self.path = stem.with_name(stem.name + ".history.jsonl")
-        self.path.write_text("")
-        self._file = open(self.path, "a")
-        self._tb = None
-        if tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-            self.tensorboard_dir = stem.with_name(stem.name + ".tensorboard")
-            self._tb = SummaryWriter(str(self.tensorboard_dir))
+        self.tensorboard_dir = stem.with_name(stem.name + ".tensorboard")
+        self._file = open(self.path, "w")
+        self._tb = SummaryWriter(str(self.tensorboard_dir))
 
     def __call__(self, record: dict) -> None:
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
-        if self._tb is None:
-            return
         step = record["step"]
         self._tb.add_scalar("train/loss", record["loss"], step)
         self._tb.add_scalar("train/lr", record["lr"], step)
@@ -39,8 +35,7 @@ class HistoryWriter:
 
     def close(self) -> None:
         self._file.close()
-        if self._tb is not None:
-            self._tb.close()
+        self._tb.close()
 
     def __enter__(self) -> "HistoryWriter":
         return self
@@ -48,6 +43,3 @@ class HistoryWriter:
     def __exit__(self, *exc) -> None:
         self.close()
 
-
-def read_history(path: str | Path) -> list[dict]:
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
