@@ -37,7 +37,9 @@ def main(argv=None) -> int:
 
     # RAY_ADDRESS: an existing cluster; else a new local Ray ("local": never a stale recorded cluster).
     ray.init(address=os.environ.get("RAY_ADDRESS") or "local", dashboard_host="127.0.0.1")
-    serve.start(http_options={"host": config.host, "port": config.port})
+    # The proxy's end-to-end bound (408) covers what the replica cannot: waiting for a replica that is restarting.
+    serve.start(http_options={"host": config.host, "port": config.port,
+                              "request_timeout_s": config.request_timeout_s + 5})
     serve.run(build(config), name=config.app_name, route_prefix=config.route_prefix)
     print(f"serving on http://{config.host}:{config.port}{config.route_prefix.rstrip('/')}/docs "
           f"(registry {os.path.abspath(config.registry)}); Ctrl-C to stop", flush=True)

@@ -1,17 +1,19 @@
 """The prompt bank: every task's N prompts, loaded from a registry directory and kept in sync with it.
 
 Registry layout (written by the Tune job): `<registry>/<task>/<name>.safetensors`. A prompt trained
-on another backbone (fingerprint mismatch) or a damaged file is refused and reported, never served.
+on another backbone (fingerprint mismatch), a damaged file or anything that is not a prompt file is
+refused and reported, never served, and never stops the other files from loading.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from tuning.artifact import SUFFIX, PromptArtifact, PromptFileError, load_prompt
+from tuning.artifact import SUFFIX, PromptArtifact, PromptFileError, prompt_from_bytes, read_prompt_file
 from tuning.backbone import Backbone
 from tuning.tasks import TASKS, Task, get_task
 
@@ -50,8 +52,9 @@ class PromptBank:
         self.directory = Path(directory) if directory is not None else None
         self.tasks: dict[str, TaskPrompts] = {}
         self.refused: dict[str, str] = {}
+        self.problem: str | None = None      # why the registry could not be read at the last reload
         self.version = 0
-        self._files: dict[str, tuple[float, PromptArtifact]] = {}
+        self._files: dict[str, tuple[str, PromptArtifact]] = {}  # key -> (content digest, artifact)
         self._length_refused: dict[str, str] = {}
         if self.directory is not None:
             self.reload()
@@ -63,25 +66,38 @@ class PromptBank:
         self.version += 1
 
     def reload(self) -> ReloadReport:
-        """Re-read the registry: new files appear, deleted ones vanish, changed ones are re-read."""
+        """Re-read the registry: new files appear, deleted ones vanish, changed ones (by content) are re-read.
+
+        Any file that cannot be served is refused with its reason while the others keep serving; a
+        registry that cannot be listed keeps the last good prompts and sets `problem`."""
         report = ReloadReport()
         if self.directory is None:
             return report
-        seen: dict[str, tuple[float, PromptArtifact]] = {}
+        try:
+            paths = sorted(p for d in sorted(self.directory.iterdir()) if d.is_dir() for p in d.glob(f"*{SUFFIX}"))
+        except OSError as e:
+            self.problem = (f"registry {self.directory} cannot be read ({type(e).__name__}); serving the last good "
+                            f"prompts ({len(self.tasks)} tasks)")
+            return report
+        self.problem = None
+        seen: dict[str, tuple[str, PromptArtifact]] = {}
         refused: dict[str, str] = {}
-        for path in sorted(self.directory.glob(f"*/*{SUFFIX}")):
+        for path in paths:
             key = str(path.relative_to(self.directory))
             try:
-                mtime = path.stat().st_mtime
-                if key in self._files and self._files[key][0] == mtime:
+                data = read_prompt_file(path)
+                digest = hashlib.sha256(data).hexdigest()
+                if key in self._files and self._files[key][0] == digest:
                     seen[key] = self._files[key]
                     continue
-                artifact = load_prompt(path, self.backbone)
+                artifact = prompt_from_bytes(data, key, self.backbone)
                 if artifact.task not in TASKS:
-                    raise PromptFileError(f"unknown task {artifact.task!r}")
-                seen[key] = (mtime, artifact)
-            except (PromptFileError, OSError) as e:
-                refused[key] = str(e)
+                    raise PromptFileError(f"unknown task {artifact.task[:100]!r}")
+                seen[key] = (digest, artifact)
+            except PromptFileError as e:
+                refused[key] = str(e).replace(str(self.directory) + "/", "")
+            except Exception as e:  # nothing in one file may stop the others from loading
+                refused[key] = f"{type(e).__name__}: {str(e)[:200]}"
         report.added = sorted(set(seen) - set(self._files))
         report.removed = sorted(set(self._files) - set(seen))
         changed = [k for k in seen if k in self._files and seen[k][0] != self._files[k][0]]

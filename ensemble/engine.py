@@ -33,9 +33,6 @@ class Prediction:
     prompts: list[str]                       # the prompts' names
     scores: list[list[float]] | None = None  # classification: log-likelihood of each label, per prompt
 
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
-
 
 @dataclass
 class _Row:
@@ -87,10 +84,14 @@ class EnsembleEngine:
 
     # ---- public API --------------------------------------------------------------------------
     @torch.no_grad()
-    def predict(self, items: Sequence[tuple[str, str]], voting: str = "majority") -> list[Prediction]:
-        """Predict each (task, input text) with its task's N prompts, all in as few passes as possible."""
-        if voting not in VOTINGS:
-            raise ValueError(f"voting must be one of {', '.join(VOTINGS)}, not {voting!r}")
+    def predict(self, items: Sequence[tuple[str, str]], voting: str | Sequence[str] = "majority") -> list[Prediction]:
+        """Predict each (task, input text) with its task's N prompts, all in as few passes as possible.
+
+        `voting`: one rule for all items, or one per item (a server batch mixes requests)."""
+        votings = [voting] * len(items) if isinstance(voting, str) else list(voting)
+        bad = sorted(set(votings) - set(VOTINGS))
+        if bad or len(votings) != len(items):
+            raise ValueError(f"voting must be one of {', '.join(VOTINGS)} (one, or one per item), not {bad or voting!r}")
         for task, _ in items:
             if task not in self.bank.tasks:
                 raise KeyError(f"no prompts loaded for task {task!r}; loaded: {', '.join(sorted(self.bank.tasks)) or 'none'}")
@@ -119,7 +120,7 @@ class EnsembleEngine:
             tp = tasks[task]
             if tp.task.kind == "classification":
                 s = torch.stack(scores[i])
-                vote = (mean_probability_vote(s, tp.task.verbalizers) if voting == "mean_probability"
+                vote = (mean_probability_vote(s, tp.task.verbalizers) if votings[i] == "mean_probability"
                         else majority_vote(answers[i], s, tp.task.verbalizers))
                 row_scores = s.tolist()
             else:

@@ -10,7 +10,6 @@ from tuning.backbone import DEFAULT_MODEL
 
 MRQA_OOD = ("textbookqa", "bioasq", "race", "relation_extraction", "duorc", "drop")  # Table 1 row order
 PARAPHRASE_DIRECTIONS = ("qqp:mrpc", "mrpc:qqp")                                    # Table 2 (train:eval)
-SUPERGLUE = ("boolq", "cb", "copa", "multirc", "record", "rte", "wic", "wsc")
 
 
 @dataclass

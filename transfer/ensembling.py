@@ -117,7 +117,7 @@ def run(config: EnsembleConfig) -> dict:
             plot[key][1].append(s if key == "avg" else 0.0)
     table.notes = [f"model {config.model}; {config.steps} steps at batch {config.batch_size}, prompt length "
                    f"{config.prompt_length}, init {config.init}, {describe_lr(config)}; "
-                   f"{config.eval_examples} {config.eval_split} examples; seeds {list(config.seeds)}; "
+                   f"{config.eval_examples or 'all'} {config.eval_split} examples; seeds {list(config.seeds)}; "
                    f"wall time {time.time() - start:.0f} s",
                    "Average: mean±std of the single prompts; Best: the best single prompt (by the task's "
                    "primary metric on the same examples); Ensemble: their vote."]

@@ -90,7 +90,7 @@ def run(config: ParaphraseConfig) -> dict:
             plot[mode][1].append(row["transfer_f1_std"] if transfer else 0.0)
     table.notes = [f"model {config.model}; {config.steps} steps at batch {config.batch_size}; prompt length "
                    f"{config.prompt_length} ({config.init}, {describe_lr(config)}); model tuning lr {config.model_lr}; "
-                   f"{config.eval_examples} validation examples per set; seeds {list(config.seeds)}; "
+                   f"{config.eval_examples or 'all'} validation examples per set; seeds {list(config.seeds)}; "
                    f"wall time {time.time() - start:.0f} s",
                    "Accuracy/F1: zero-shot on the Eval task's validation split, predictions mapped with "
                    "PARAPHRASE_LABEL_MAP; In-domain: the Train task's validation split."]

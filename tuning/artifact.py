@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
+from safetensors.torch import load as load_tensors
 from safetensors.torch import save_file
 
 from .backbone import Backbone
@@ -89,27 +91,75 @@ def save_prompt(artifact: PromptArtifact, path: str | Path) -> Path:
     return _atomic_write(path, lambda tmp: save_file({"prompt": tensor}, tmp, metadata=meta))
 
 
+MAX_FILE_BYTES = 64 << 20  # a prompt of 1,000 tokens × 8,192 dims in fp32 is 32 MiB
+
+
+def read_prompt_file(path: str | Path) -> bytes:
+    """The file's bytes; only a regular file is opened (a FIFO would block, a device never end)."""
+    path = Path(path)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        what = "a dangling symlink" if path.is_symlink() else "no prompt file"
+        raise PromptFileError(f"{path} is {what}") from None
+    except OSError as e:
+        raise PromptFileError(f"{path} cannot be read ({type(e).__name__}: {e})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise PromptFileError(f"{path} is not a regular file")
+    if st.st_size > MAX_FILE_BYTES:
+        raise PromptFileError(f"{path} has {st.st_size} bytes, more than a prompt file's {MAX_FILE_BYTES}")
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise PromptFileError(f"{path} cannot be read ({type(e).__name__}: {e})") from None
+
+
+def _field(meta: dict, key: str, kind, source: str, default=...):
+    value = meta.get(key, default)
+    if value is ...:
+        raise PromptFileError(f"{source}: metadata lacks {key!r}")
+    if not isinstance(value, kind):
+        raise PromptFileError(f"{source}: metadata {key!r} should be {getattr(kind, '__name__', kind)}, "
+                              f"not {type(value).__name__}")
+    return value
+
+
+def prompt_from_bytes(data: bytes, source: str, backbone: Backbone | None = None) -> PromptArtifact:
+    """Parse and check a prompt file's bytes: every way a file can be wrong is a `PromptFileError`."""
+    try:
+        prompt = load_tensors(data).get("prompt")
+        header_len = int.from_bytes(data[:8], "little")
+        raw = (json.loads(data[8:8 + header_len]).get("__metadata__") or {})[_META_KEY]
+        meta = json.loads(raw)
+    except (SafetensorError, KeyError, ValueError, RuntimeError, TypeError, AttributeError) as e:
+        raise PromptFileError(f"{source} is not a readable prompt file ({type(e).__name__}: {str(e)[:200]}); "
+                              f"it may be truncated or corrupted: retrain or restore it") from None
+    if not isinstance(meta, dict):
+        raise PromptFileError(f"{source}: metadata is a {type(meta).__name__}, not an object")
+    if prompt is None or prompt.dim() != 2 or not prompt.is_floating_point() or 0 in prompt.shape:
+        what = "no 'prompt' tensor" if prompt is None else f"a {prompt.dim()}-D {prompt.dtype} tensor of shape {tuple(prompt.shape)}"
+        raise PromptFileError(f"{source} holds {what}, not a [length, dim] float prompt")
+    if not torch.isfinite(prompt).all():
+        raise PromptFileError(f"{source}: the prompt holds NaN or infinite values")
+    if _digest(prompt) != _field(meta, "sha256", str, source):
+        raise PromptFileError(f"{source}: prompt data does not match its recorded digest (corrupted file)")
+    verbalizers = _field(meta, "verbalizers", list, source, [])
+    artifact = PromptArtifact(prompt=prompt.float(), task=_field(meta, "task", str, source),
+                              backbone=_field(meta, "backbone", str, source),
+                              fingerprint=_field(meta, "fingerprint", str, source),
+                              init=_field(meta, "init", str, source, ""),
+                              verbalizers=tuple(str(v) for v in verbalizers),
+                              metrics=_field(meta, "metrics", dict, source, {}),
+                              config=_field(meta, "config", dict, source, {}),
+                              created=float(_field(meta, "created", (int, float), source, 0.0)))
+    if backbone is not None:
+        artifact.check_backbone(backbone, source=source)
+    return artifact
+
+
 def load_prompt(path: str | Path, backbone: Backbone | None = None) -> PromptArtifact:
     """Read a prompt file; with `backbone`, refuse a prompt trained on another one."""
-    path = Path(path)
-    if not path.exists():
-        raise PromptFileError(f"no prompt file at {path}")
-    try:
-        with safe_open(path, "pt") as f:
-            meta = json.loads((f.metadata() or {})[_META_KEY])
-            prompt = f.get_tensor("prompt")
-    except (SafetensorError, OSError, KeyError, ValueError, RuntimeError, TypeError) as e:
-        raise PromptFileError(f"{path} is not a readable prompt file ({type(e).__name__}: {e}); "
-                              f"it may be truncated or corrupted: retrain or restore it") from e
-    if _digest(prompt) != meta.get("sha256"):
-        raise PromptFileError(f"{path}: prompt data does not match its recorded digest (corrupted file)")
-    artifact = PromptArtifact(prompt=prompt, task=meta["task"], backbone=meta["backbone"],
-                              fingerprint=meta["fingerprint"], init=meta.get("init", ""),
-                              verbalizers=tuple(meta.get("verbalizers", ())), metrics=meta.get("metrics", {}),
-                              config=meta.get("config", {}), created=meta.get("created", 0.0))
-    if backbone is not None:
-        artifact.check_backbone(backbone, source=str(path))
-    return artifact
+    return prompt_from_bytes(read_prompt_file(path), str(path), backbone)
 
 
 # ---- PEFT interoperability ----------------------------------------------------------------------

@@ -7,7 +7,7 @@ Layout, both families: the prompt comes first. T5 prompts the encoder only (pape
 read [prompt][input][target]. Position ids follow the attention mask, so padding on either side
 gives a causal LM the same positions. Causal LMs can also take the prompt as precomputed
 keys/values (`PrefixKV`): exact, since nothing before the prompt can change them (see
-docs/shared_prefix.md).
+docs/engine.md, "Shared prefix").
 """
 
 from __future__ import annotations

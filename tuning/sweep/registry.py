@@ -3,11 +3,13 @@
 Every packed prompt of every trial is a candidate, ranked by its best dev primary metric. The prompt
 bank serves one prompt length per task, so the N are taken among candidates of the winner's length.
 Replacement is atomic per file and ordered: new files are written (each atomically) before the
-task's stale files are deleted, so a server reloading midway sees old + new prompts, never none.
+task's stale files are deleted, so a server reloading midway sees old + new prompts, never none; a
+lock file per task serialises concurrent registrations.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +18,7 @@ from tuning.artifact import SUFFIX, PromptArtifact, save_prompt
 from tuning.tasks import get_task
 
 REGISTERED_FILE = "registered.json"
+LOCK_FILE = ".register.lock"
 
 
 @dataclass
@@ -59,11 +62,16 @@ def register(task: str, chosen: list[Candidate], registry: str | Path, experimen
     if not chosen:
         raise ValueError(f"no trial of task {task!r} left a checkpoint: nothing to register")
     task_dir = Path(registry) / task
-    written = [save_prompt(c.artifact, task_dir / f"{c.name}{SUFFIX}") for c in chosen]
-    keep = {p.name for p in written}
-    for stale in task_dir.glob(f"*{SUFFIX}"):
-        if stale.name not in keep:
-            stale.unlink(missing_ok=True)
+    task_dir.mkdir(parents=True, exist_ok=True)
+    # One registration per task at a time: two sweeps interleaving write-then-delete would delete each other's
+    # new files and leave the task empty; serialised, the last one wins whole.
+    with open(task_dir / LOCK_FILE, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        written = [save_prompt(c.artifact, task_dir / f"{c.name}{SUFFIX}") for c in chosen]
+        keep = {p.name for p in written}
+        for stale in task_dir.glob(f"*{SUFFIX}"):
+            if stale.name not in keep:
+                stale.unlink(missing_ok=True)
     if experiment_dir is not None:
         record = [{"trial_id": c.trial_id, "k": c.k, "score": c.score, "length": c.artifact.length,
                    "path": str(p)} for c, p in zip(chosen, written)]

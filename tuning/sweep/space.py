@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from ray import tune
 
 from tuning.prompts import INITS
 
@@ -47,6 +46,8 @@ def eval_every(config: SweepConfig) -> int:
 
 def param_space(config: SweepConfig) -> dict:
     """The hyperparameters of each trial; seeds of packed prompts are seed, seed+1, ..., seed+K-1."""
+    from ray import tune  # here, so that the report (which reads HYPERPARAMETERS) runs without Ray
+
     k, s = config.num_prompts, config.scale
     if config.search == "seeds":
         fixed = {**PAPER_DEFAULTS, "lr": config.lr, "scale_parameter": None, "steps": max_steps(config),

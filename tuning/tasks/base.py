@@ -12,23 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
+from . import loaders
+from .errors import DatasetUnavailable, TaskError  # noqa: F401  (re-exported)
+
 DATA_ENV = "PROMPT_TUNING_DATA"
 # tuning/tasks/base.py -> parents[2] is the project root; the shared data sits beside it.
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 
-SPLITS = ("train", "validation", "test")
 
 
-class TaskError(Exception):
-    """Base class of the errors raised by the task layer."""
-
-
-class DatasetUnavailable(TaskError, FileNotFoundError):
-    """A dataset split is neither on disk nor obtainable from the Hugging Face hub.
-
-    The message is one line naming the local file to provide and the hub dataset, so a
-    job can print it and stop instead of showing a traceback.
-    """
 
 
 def data_dir(path: str | os.PathLike | None = None) -> Path:
@@ -97,8 +89,6 @@ class Task:
 
     def read_rows(self, split: str, data_dir: str | os.PathLike | None = None) -> Iterable[Mapping]:
         """Raw rows of a split in the Hugging Face column layout (lazy for local files)."""
-        from . import loaders
-
         self._check_split(split)
         return loaders.read_rows(self.source, split, _resolve_data_dir(data_dir), self.name)
 
@@ -107,14 +97,9 @@ class Task:
         split: str,
         data_dir: str | os.PathLike | None = None,
         limit: int | None = None,
-        seed: int = 0,
     ) -> list[Example]:
-        """Examples of a split, in file order; `limit` keeps the first `limit` of them.
-
-        `seed` is accepted for interface stability but unused: file order is kept so that
-        a limited load is the same subset every time.
-        """
-        del seed
+        """Examples of a split, in file order; `limit` keeps the first `limit` of them (the same subset
+        every time)."""
         out: list[Example] = []
         if limit is not None and limit <= 0:
             return out

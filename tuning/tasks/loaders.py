@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping
 
-from .base import DatasetUnavailable
+from .errors import DatasetUnavailable
 
 Row = dict
 Reader = Callable[[Path], Iterator[Row]]
