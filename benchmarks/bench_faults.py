@@ -124,7 +124,9 @@ def main(argv=None) -> int:
     back = [t for t, s, _ in crash.events if s == 200 and t > kill_t]
     recovery = (min(back) - kill_t) if back else float("nan")
     down = [t for t, ok in health if not ok and t >= killed_at[0]] if killed_at else []
-    wrong = sum(crash.answers[i] != steady.answers[i] for i in crash.answers.keys() & steady.answers.keys())
+    common = crash.answers.keys() & steady.answers.keys()
+    wrong = sum(crash.answers[i] != steady.answers[i] for i in common)
+    flipped = sum(a != b for i in common for a, b in zip(crash.answers[i], steady.answers[i]))
     print(f"2. replica killed at {kill_t:.1f} s: {dict(crash.statuses)}; lost {crash.lost}")
     print(f"   failed requests: {len(failed)}, their latency p50 {pct([x[2] for x in failed], .5):.1f} s, "
           f"max {max([x[2] for x in failed], default=0):.1f} s (fast failure, no hang)")
@@ -135,8 +137,9 @@ def main(argv=None) -> int:
               f"{min(sent):+.1f} to {max(sent):+.1f} s around the kill")
     print(f"   first success sent after the kill: {recovery:.1f} s later; /healthz not ok for "
           f"{0.25 * len(down):.1f} s of samples")
-    print(f"   wrong answers (differ from the steady run for the same input): {wrong} of "
-          f"{len(crash.answers.keys() & steady.answers.keys())} compared")
+    print(f"   answers that differ from the steady run for the same input: {wrong} of {len(common)} inputs "
+          f"({flipped} of {sum(len(crash.answers[i]) for i in common) if common else 0} per-prompt answers; the two runs batch each input "
+          f"with different neighbours)")
     serve.shutdown()
     ray.shutdown()
     return 0 if steady.lost == 0 and wrong == 0 else 1

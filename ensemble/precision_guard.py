@@ -3,19 +3,24 @@
 bf16 runs the engine ~2× faster on CPUs with AVX512-BF16/AMX, but a prompt sitting near a decision
 boundary can flip. `choose_backbone` loads the fp32 checkpoint, answers a calibration set (the first
 dev examples of every task the registry serves) with both precisions and keeps bf16 only if at most
-`max_disagreement` of the per-prompt answers differ; otherwise it serves fp32 and says why.
+`max_disagreement` of the per-prompt answers differ; otherwise it serves fp32 and says why. The verdict
+is cached under the prompt files' content, so a restarted replica does not pay for it again.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
+import json
 import logging
+import os
 import time
+from pathlib import Path
 
 import torch
 
-from tuning.backbone import Backbone, load_backbone
+from tuning.backbone import Backbone, cache_root, load_backbone
 from tuning.precision import resolve_dtype
 from tuning.tasks import DatasetUnavailable
 
@@ -60,6 +65,11 @@ def choose_backbone(model: str, registry, dtype: str = "auto", examples: int = 6
     report = {"dtype": wanted, "requested": dtype, "guard": "off", "examples": 0, "disagreement": None}
     if not examples:
         return low, report
+    key = _verdict_key(fp32, registry, wanted, examples)
+    cached = _cached_verdicts().get(key)
+    if cached:  # a restart with the same backbone and prompt files: the answer is known
+        logger.info("bf16 guard: cached verdict %s (%s of answers differ)", cached["guard"], cached["disagreement"])
+        return (low if cached["dtype"] == wanted else fp32), {**cached, "cached": True}
     start = time.perf_counter()
     bank32 = PromptBank(fp32, registry)
     items, missing = calibration_items(bank32, examples, data_dir)
@@ -76,7 +86,44 @@ def choose_backbone(model: str, registry, dtype: str = "auto", examples: int = 6
         logger.error("bf16 guard: %.1f%% of answers differ from fp32 on %d examples (limit %.1f%%): serving float32",
                      100 * share, len(items), 100 * max_disagreement)
         report.update(dtype="float32", guard="failed: serving float32")
+        _store_verdict(key, report)
         return fp32, report
     logger.info("bf16 guard: %.2f%% of answers differ from fp32 on %d examples: serving %s", 100 * share, len(items), wanted)
     report["guard"] = "passed"
+    _store_verdict(key, report)
     return low, report
+
+
+# ---- verdicts, cached by content: a replica restarted on the same prompts skips the comparison ----
+
+def _verdict_key(backbone: Backbone, registry, dtype: str, examples: int) -> str:
+    digest = hashlib.sha256(f"{backbone.fingerprint}|{dtype}|{examples}".encode())
+    for path in sorted(Path(registry).glob("*/*.safetensors")):
+        try:
+            digest.update(f"{path.parent.name}/{path.name}".encode() + hashlib.sha256(path.read_bytes()).digest())
+        except OSError:
+            pass
+    return digest.hexdigest()[:32]
+
+
+def _verdicts_path() -> Path:
+    return cache_root() / "bf16-guard.json"
+
+
+def _cached_verdicts() -> dict:
+    try:
+        return json.loads(_verdicts_path().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _store_verdict(key: str, report: dict) -> None:
+    verdicts = {**_cached_verdicts(), key: report}
+    path = _verdicts_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(verdicts))
+        os.replace(tmp, path)
+    except OSError as e:  # a read-only cache only costs the next start-up the comparison
+        logger.warning("bf16 guard: could not cache the verdict (%s)", e)

@@ -78,23 +78,45 @@ def test_a_failing_pass_is_retried_per_request_and_only_the_culprit_fails():
     assert isinstance(out[1], ValueError) and b.stats.isolated_retries == 1
 
 
-def test_a_request_expected_to_wait_too_long_is_refused_at_once():
-    model = SlowModel(0.3)
+def test_behind_the_queue_wait_bound_newcomers_are_refused_at_once_and_nothing_is_lost():
+    model = SlowModel(1.0)
 
     async def main():
         b = Batcher(model, ThreadPoolExecutor(1), max_batch_size=1, max_queue_wait_s=0.5)
-        await b.submit(Job("t", ["warm"], "majority"))  # measures ~0.3 s per input
+        first = asyncio.ensure_future(b.submit(Job("t", ["first"], "majority")))
+        await asyncio.sleep(0.01)
+        queued = asyncio.ensure_future(b.submit(Job("t", ["queued"], "majority")))
+        await asyncio.sleep(0.3)
+        early = asyncio.ensure_future(b.submit(Job("t", ["early"], "majority")))  # oldest waited 0.3 s: admitted
+        await asyncio.sleep(0.3)
         started = time.monotonic()
-        out = await asyncio.gather(*(b.submit(Job("t", [str(i)], "majority")) for i in range(8)),
-                                   return_exceptions=True)
-        return out, time.monotonic() - started, b
+        with pytest.raises(Overloaded) as refused:  # oldest waited 0.6 s > 0.5 s: refused without waiting
+            await b.submit(Job("t", ["late"], "majority"))
+        refusal_seconds = time.monotonic() - started
+        out = await asyncio.gather(first, queued, early, return_exceptions=True)
+        return out, refusal_seconds, refused.value, b
 
-    out, seconds, b = _run(main())
-    refused = [r for r in out if isinstance(r, Overloaded)]
-    assert refused and all(r.retry_after >= 1 for r in refused)
-    assert len(refused) + sum(isinstance(r, list) for r in out) == 8  # nothing lost: answered or refused
-    assert b.stats.refused_overload == len(refused)
-    assert seconds < 8 * 0.3  # the refused did not wait their turn
+    out, refusal_seconds, refused, b = _run(main())
+    assert refusal_seconds < 0.05 and refused.retry_after >= 1
+    assert out[0] == ["FIRST"]
+    assert all(isinstance(r, Overloaded) for r in out[1:])  # they waited past the bound when their turn came
+    assert b.stats.refused_overload == 3 and model.passes == [1]
+
+
+def test_steady_load_under_the_bound_is_never_refused():
+    """A closed loop of 16 clients on a 0.1 s pass: waits stay ~0.2 s, far under a 1 s bound."""
+    model = SlowModel(0.1)
+
+    async def main():
+        b = Batcher(model, ThreadPoolExecutor(1), max_batch_size=8, max_queue_wait_s=1.0)
+
+        async def client(k):
+            return [await b.submit(Job("t", [f"{k}-{i}"], "majority")) for i in range(6)]
+
+        return await asyncio.gather(*(client(k) for k in range(16))), b
+
+    out, b = _run(main())
+    assert all(len(r) == 6 for r in out) and b.stats.refused_overload == 0
 
 
 def test_a_caller_that_gives_up_is_dropped_from_the_queue():

@@ -10,6 +10,11 @@ from ensemble import precision_guard
 from ensemble.precision_guard import answer_disagreement, choose_backbone
 
 
+@pytest.fixture(autouse=True)
+def fresh_verdict_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("PROMPT_TUNING_CACHE", str(tmp_path / "cache"))
+
+
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory, tiny_llama):
     root = tmp_path_factory.mktemp("guard-registry")
@@ -28,6 +33,9 @@ def test_bf16_is_served_after_comparing_answers_on_dev_examples(tiny_dirs, regis
                                        max_disagreement=1.0, data_dir=data_dir)
     assert backbone.dtype == torch.bfloat16
     assert report["guard"] == "passed" and report["examples"] == 6 and 0 <= report["disagreement"] <= 1
+    _, again = choose_backbone(str(tiny_dirs["llama"]), registry, "bfloat16", examples=6,
+                               max_disagreement=1.0, data_dir=data_dir)
+    assert again == {**report, "cached": True}  # a restart on the same prompt files skips the comparison
 
 
 def test_bf16_that_disagrees_too_often_falls_back_to_fp32(tiny_dirs, registry, data_dir, monkeypatch):

@@ -217,3 +217,19 @@ def test_openapi_says_what_the_server_does(http):
     request = open_doc["components"]["schemas"]["PredictRequest"]
     assert request["oneOf"] == [{"required": ["input"]}, {"required": ["inputs"]}]
     assert "anyOf" not in json.dumps(request["properties"])  # nothing is nullable
+
+
+def test_every_port_of_the_single_node_setup_is_on_loopback(server):
+    """What `ss -ltnp` shows for Ray's processes while serving: nothing on a routable address."""
+    import ipaddress
+
+    import psutil
+
+    ray_pids = {p.pid for p in psutil.process_iter(["name", "cmdline"])
+                if any(word in " ".join(p.info["cmdline"] or [p.info["name"] or ""]) for word in
+                       ("ray::", "raylet", "gcs_server", "dashboard", "ray/_private", "default_worker"))}
+    listening = [c for c in psutil.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN and c.pid in ray_pids]
+    assert listening  # the proxy, the replica, raylet, GCS ...
+    exposed = [(c.laddr, psutil.Process(c.pid).name()) for c in listening
+               if not ipaddress.ip_address(c.laddr.ip.removeprefix("::ffff:")).is_loopback]
+    assert exposed == []
