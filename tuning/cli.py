@@ -27,18 +27,21 @@ def _flag_type(hint):
 
 
 def add_config_args(parser: argparse.ArgumentParser, config_cls) -> None:
-    """One --flag per field of a config dataclass, typed from its annotations."""
+    """One --flag per field of a config dataclass, typed from its annotations; help from the field's
+    `metadata["help"]` where it has one, and always its default."""
     hints = typing.get_type_hints(config_cls)
     for f in dataclasses.fields(config_cls):
         flag = "--" + f.name.replace("_", "-")
         kind, many = _flag_type(hints[f.name])
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        text = f.metadata.get("help", "")
+        shown = f"{text} (default: %(default)s)" if text else "default: %(default)s"
         if kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=text or None)
         elif many:
-            parser.add_argument(flag, type=kind, nargs="+", default=default, metavar=f.name.upper())
+            parser.add_argument(flag, type=kind, nargs="+", default=default, metavar=f.name.upper(), help=shown)
         else:
-            parser.add_argument(flag, type=kind, default=default, metavar=f.name.upper())
+            parser.add_argument(flag, type=kind, default=default, metavar=f.name.upper(), help=shown)
 
 
 def config_from_args(args: argparse.Namespace, config_cls):
