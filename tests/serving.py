@@ -28,6 +28,13 @@ def save_random_prompt(registry, backbone, task, name, seed, length=4, fingerpri
     return save_prompt(artifact, registry / task / name)
 
 
+def random_registry(root, backbone, task="mrpc", n=3):
+    """A registry of n random prompts for one task, named <task>-0..n-1 (seeds 0..n-1)."""
+    for k in range(n):
+        save_random_prompt(root, backbone, task, f"{task}-{k}", seed=k)
+    return root
+
+
 def wait_ready(base: str, paths, timeout: float = 60.0) -> None:
     """The apps are RUNNING when serve.run returns, but the proxy may learn their routes a moment later."""
     deadline = time.monotonic() + timeout

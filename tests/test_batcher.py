@@ -89,15 +89,14 @@ def test_behind_the_queue_wait_bound_newcomers_are_refused_at_once_and_nothing_i
         await asyncio.sleep(0.3)
         early = asyncio.ensure_future(b.submit(Job("t", ["early"], "majority")))  # oldest waited 0.3 s: admitted
         await asyncio.sleep(0.3)
-        started = time.monotonic()
-        with pytest.raises(Overloaded) as refused:  # oldest waited 0.6 s > 0.5 s: refused without waiting
+        with pytest.raises(Overloaded) as refused:  # oldest waited 0.6 s > 0.5 s: refused without queueing
             await b.submit(Job("t", ["late"], "majority"))
-        refusal_seconds = time.monotonic() - started
+        refused_while_first_ran = not first.done()  # the refusal did not wait for the running pass
         out = await asyncio.gather(first, queued, early, return_exceptions=True)
-        return out, refusal_seconds, refused.value, b
+        return out, refused_while_first_ran, refused.value, b
 
-    out, refusal_seconds, refused, b = _run(main())
-    assert refusal_seconds < 0.05 and refused.retry_after >= 1
+    out, refused_while_first_ran, refused, b = _run(main())
+    assert refused_while_first_ran and refused.retry_after >= 1
     assert out[0] == ["FIRST"]
     assert all(isinstance(r, Overloaded) for r in out[1:])  # they waited past the bound when their turn came
     assert b.stats.refused_overload == 3 and model.passes == [1]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from serving import save_random_prompt
+from serving import random_registry
 
 from ensemble import precision_guard
 from ensemble.precision_guard import answer_disagreement, choose_backbone
@@ -17,10 +17,7 @@ def fresh_verdict_cache(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory, tiny_llama):
-    root = tmp_path_factory.mktemp("guard-registry")
-    for k in range(3):
-        save_random_prompt(root, tiny_llama, "mrpc", f"mrpc-{k}", seed=k)
-    return root
+    return random_registry(tmp_path_factory.mktemp("guard-registry"), tiny_llama)
 
 
 def test_float32_needs_no_guard(tiny_dirs, registry):

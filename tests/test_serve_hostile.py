@@ -13,7 +13,7 @@ import sys
 
 import httpx
 import pytest
-from serving import save_random_prompt, serve_apps
+from serving import random_registry, serve_apps
 
 TOKEN = "hostile-token"
 GOOD = {"task": "mrpc", "input": "sentence1: a cat sat. sentence2: a cat was sitting."}
@@ -23,10 +23,7 @@ LIMITS = dict(max_inputs=8, max_input_chars=300, max_input_tokens=120, max_reque
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory, tiny_llama):
-    root = tmp_path_factory.mktemp("hostile-registry")
-    for k in range(3):
-        save_random_prompt(root, tiny_llama, "mrpc", f"mrpc-{k}", seed=k)
-    return root
+    return random_registry(tmp_path_factory.mktemp("hostile-registry"), tiny_llama)
 
 
 @pytest.fixture(scope="module")

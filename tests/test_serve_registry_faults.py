@@ -15,17 +15,14 @@ import httpx
 import pytest
 import torch
 from safetensors.torch import save_file
-from serving import save_random_prompt, serve_apps
+from serving import random_registry, save_random_prompt, serve_apps
 
 GOOD = {"task": "mrpc", "input": "sentence1: a cat sat. sentence2: a cat was sitting."}
 
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory, tiny_llama):
-    root = tmp_path_factory.mktemp("fault-registry")
-    for k in range(2):
-        save_random_prompt(root, tiny_llama, "mrpc", f"mrpc-{k}", seed=k)
-    return root
+    return random_registry(tmp_path_factory.mktemp("fault-registry"), tiny_llama, n=2)
 
 
 @pytest.fixture(scope="module")
