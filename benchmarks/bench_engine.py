@@ -19,8 +19,7 @@ import torch
 from ensemble import EnsembleEngine, PromptBank
 from tuning.backbone import load_backbone
 from tuning.config import TrainConfig
-from tuning.encoding import encode, input_ids, target_ids
-from tuning.model import PromptedLM
+from tuning.encoding import input_ids, target_ids
 from tuning.prompts import init_prompt
 from tuning.tasks import get_task
 
@@ -108,19 +107,13 @@ def bench(fn, batches: list[list[str]]):
 
 
 def train_steps_per_s(backbone, task, examples, p, shared: bool, steps: int, batch_size: int) -> float:
-    lm = PromptedLM(backbone)
-    prompt = torch.nn.Parameter(init_prompt(backbone, p, "sampled_vocab", 0))
-    opt = torch.optim.SGD([prompt], lr=0.1)
-    times = []
-    for s in range(steps + 1):
-        chunk = examples[s * batch_size:(s + 1) * batch_size]
-        batch = encode(backbone, [e.input_text for e in chunk], [e.target_text for e in chunk])
-        t = time.perf_counter()
-        source = lm.prefix_kv(prompt[None]) if shared else prompt[None]
-        lm.loss(source, batch).backward()
-        opt.step()
-        opt.zero_grad()
-        times.append(time.perf_counter() - t)
+    """Median rate of the training loop's own `Trainer.step()` (tokenising its batch included)."""
+    from tuning.train import Trainer
+
+    config = TrainConfig(task=task.name, prompt_length=p, init="sampled_vocab", batch_size=batch_size,
+                         shared_prefix=shared, steps=steps + 1, progress=False)
+    trainer = Trainer(config, backbone=backbone, train_examples=examples, dev_examples=examples[:1])
+    times = [_timed(trainer.step) for _ in range(steps + 1)]
     return 1.0 / statistics.median(times[1:])
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from tuning import ray_env  # noqa: E402
 
 ray_env.configure()
+sys.path.append(str(Path(__file__).resolve().parents[1] / "tests"))  # --smoke: tests/tiny.py
 
 import httpx  # noqa: E402
 import torch  # noqa: E402
@@ -44,14 +45,16 @@ def parse_args(argv=None):
 def smoke_setup(workdir: Path) -> tuple[str, str]:
     from tuning.artifact import PromptArtifact, save_prompt
     from tuning.backbone import load_backbone
-    from tuning.tiny import build_tiny
+    from tuning.registry import PromptRegistry
+    from tiny import build_tiny  # tests/tiny.py: the test fixtures' tiny random models
 
     model = str(build_tiny("llama", workdir / "tiny-llama"))
     backbone = load_backbone(model)
+    registry = PromptRegistry(workdir / "registry")
     for k in range(3):
         save_prompt(PromptArtifact(prompt=torch.randn(4, backbone.embed_dim), task="mrpc", backbone=backbone.name,
-                                   fingerprint=backbone.fingerprint), workdir / "registry" / "mrpc" / f"mrpc-{k}")
-    return model, str(workdir / "registry")
+                                   fingerprint=backbone.fingerprint), registry.path_for("mrpc", f"mrpc-{k}"))
+    return model, str(registry.root)
 
 
 def watch_health(url: str, stop: threading.Event, samples: list) -> None:

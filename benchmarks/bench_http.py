@@ -28,6 +28,7 @@ from pathlib import Path
 from tuning import ray_env  # noqa: E402
 
 ray_env.configure()
+sys.path.append(str(Path(__file__).resolve().parents[1] / "tests"))  # --smoke: tests/tiny.py
 
 import httpx  # noqa: E402
 import torch  # noqa: E402
@@ -61,14 +62,16 @@ def parse_args(argv=None):
 def random_registry(backbone, root: Path, n: int, length: int) -> str:
     """n sampled-vocabulary prompts (paper §3.2: realistic norms) for MRPC."""
     from tuning.artifact import PromptArtifact, save_prompt
+    from tuning.registry import PromptRegistry
 
     g = torch.Generator().manual_seed(n)
     vocab = backbone.model.get_input_embeddings().weight.shape[0]
+    registry = PromptRegistry(root / f"n{n}")
     for k in range(n):
         prompt = backbone.embed(torch.randint(0, vocab, (length,), generator=g)).detach()
         save_prompt(PromptArtifact(prompt=prompt, task="mrpc", backbone=backbone.name, fingerprint=backbone.fingerprint,
-                                   init="sampled_vocab"), root / f"n{n}" / "mrpc" / f"mrpc-{k}")
-    return str(root / f"n{n}")
+                                   init="sampled_vocab"), registry.path_for("mrpc", f"mrpc-{k}"))
+    return str(registry.root)
 
 
 def engine_rates(model: str, registry: str, dtype: str, texts: list[str]) -> dict:
@@ -133,7 +136,7 @@ def main(argv=None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bench-http-"))
     model = args.model
     if args.smoke:
-        from tuning.tiny import build_tiny
+        from tiny import build_tiny  # tests/tiny.py: the test fixtures' tiny random models
         model = str(build_tiny("llama", workdir / "tiny-llama"))
     try:
         texts = [e.input_text for e in get_task("mrpc").load("validation", data_dir=args.data_dir, limit=256)]

@@ -73,7 +73,7 @@ def main() -> None:
         tokens = prompt_steps * args.batch_size * tokens_per_example
         for name, cpu, wall in ((f"packed K={args.k}", cpu_p, wall_p), (f"{args.k} separate", cpu_s, wall_s)):
             rows.append((name, shared, cpu, wall, prompt_steps / cpu, tokens / cpu))
-        rows.append((f"packed/separate", shared, None, None, cpu_s / cpu_p, None))
+        rows.append(("packed/separate", shared, None, None, cpu_s / cpu_p, None))
 
     print(f"\n{args.model}, task {args.task}: {args.k} prompts x {args.steps} steps, batch {args.batch_size}, "
           f"prompt {args.prompt_length}, ~{tokens_per_example:.0f} tokens/example incl. prompt, {args.threads} threads")

@@ -72,17 +72,18 @@ class Sampler(threading.Thread):
 def run_variant(shared: bool, args) -> dict:
     import ray
 
+    from tuning.fields import compose
     from tuning.sweep.config import SweepConfig
     from tuning.sweep.job import run_sweep
 
     ray.init(address="local", num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False)
     root = Path(tempfile.mkdtemp(prefix="bench-sweep-"))
-    config = SweepConfig(tasks=args.task, model=args.model, trials=args.trials, top_n=1, steps=args.steps,
-                         batch_size=args.batch_size, prompt_length=args.prompt_length, eval_every=args.steps,
-                         train_examples=32, eval_examples=args.eval_examples, eval_batch_size=8,
-                         max_input_length=128, early_stop=False, cpus_per_trial=args.num_cpus / args.trials,
-                         storage=str(root / "runs"), registry=str(root / "registry"), name="bench",
-                         shared_checkpoint=shared, register=False, dashboard=False)
+    config = compose(SweepConfig, tasks=args.task, model=args.model, trials=args.trials, top_n=1, steps=args.steps,
+                     batch_size=args.batch_size, prompt_length=args.prompt_length, eval_every=args.steps,
+                     train_examples=32, eval_examples=args.eval_examples, eval_batch_size=8,
+                     max_input_length=128, early_stop=False, cpus_per_trial=args.num_cpus / args.trials,
+                     storage=str(root / "runs"), registry=str(root / "registry"), name="bench",
+                     shared_checkpoint=shared, register=False, dashboard=False)
     sampler = Sampler()
     sampler.start()
     start = time.perf_counter()
@@ -115,7 +116,7 @@ def main() -> None:
     rows = [run_variant(v, args) for v in (True, False) if args.only in (None, "shared" if v else "module")]
     print(f"\n{args.trials}-trial sweep on {args.model} ({weights:.2f} GiB of weights), {args.steps} steps each, "
           f"{args.num_cpus:g} CPUs; peak sums over Ray worker processes")
-    print(f"| variant | wall s | peak RSS GiB | peak USS GiB | peak PSS GiB | worker procs | failed trials |")
+    print("| variant | wall s | peak RSS GiB | peak USS GiB | peak PSS GiB | worker procs | failed trials |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['variant']} | {r['wall']:.1f} | {r['rss'] / GIB:.2f} | {r['uss'] / GIB:.2f} | "

@@ -1,9 +1,10 @@
 """Prompt tuning vs model tuning on the default model: parameters (paper Table 4 layout), seconds per
 training step on the same batches, and peak memory of each (each row in its own process, so peak
-RSS is its own). Prompt tuning runs in fp32 and in bf16 (frozen bf16 backbone, fp32 prompt), and the
-bf16/fp32 step-throughput ratio is printed from the same run.
+RSS is its own). Each step is `tuning.train.Trainer.step()`, the training loop's own step. Prompt
+tuning runs in fp32 and in bf16 (frozen bf16 backbone, fp32 prompt), and the bf16/fp32
+step-throughput ratio is printed from the same run.
 
-    python benchmarks/bench_train.py [--model smollm2-135m] [--batch-size 8] [--steps 6]
+    python benchmarks/bench_train.py [--model smollm2-135m] [--batch-size 8] [--steps 12]
 """
 
 from __future__ import annotations
@@ -17,44 +18,29 @@ import time
 
 
 def run_mode(args) -> dict:
+    """Median seconds of `Trainer.step()` (tokenising its batch included) for one mode and dtype."""
     import statistics
 
     import torch
 
     from tuning.backbone import load_backbone
     from tuning.config import TrainConfig
-    from tuning.encoding import encode
-    from tuning.model import PromptedLM
-    from tuning.optim import build_optimizer
-    from tuning.precision import use_fast_attention_for_training
-    from tuning.prompts import init_prompt
     from tuning.tasks import get_task
+    from tuning.train import Trainer
 
     torch.set_num_threads(args.threads)
-    config = TrainConfig(mode=args.mode, prompt_length=args.prompt_length, shared_prefix=args.shared_prefix)
+    config = TrainConfig(task="mrpc", mode=args.mode, prompt_length=args.prompt_length, batch_size=args.batch_size,
+                         shared_prefix=args.shared_prefix, max_input_length=128, steps=args.steps + 1, progress=False)
     backbone = load_backbone(args.model, dtype=getattr(torch, args.dtype), trainable=args.mode == "model")
-    use_fast_attention_for_training(backbone.model)
-    lm = PromptedLM(backbone)
     rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    if args.mode == "model":
-        backbone.model.train()
-        prompt, params = torch.zeros(1, 0, backbone.embed_dim), list(backbone.model.parameters())
-    else:
-        prompt = torch.nn.Parameter(init_prompt(backbone, args.prompt_length, "class_label", 0, ("equivalent",))[None])
-        params = [prompt]
-    optimizer = build_optimizer(params, config)
     examples = get_task("mrpc").load("train", limit=args.batch_size * (args.steps + 1))
+    trainer = Trainer(config, backbone=backbone, train_examples=examples, dev_examples=examples[:1])
     times = []
-    for s in range(args.steps + 1):
-        chunk = examples[s * args.batch_size:(s + 1) * args.batch_size]
-        batch = encode(backbone, [e.input_text for e in chunk], [e.target_text for e in chunk], 128)
+    for _ in range(args.steps + 1):
         t = time.perf_counter()
-        source = lm.prefix_kv(prompt) if args.shared_prefix and args.mode == "prompt" else prompt
-        lm.loss(source, batch).backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        trainer.step()
         times.append(time.perf_counter() - t)
-    trainable = sum(p.numel() for p in params)
+    trainable = sum(p.numel() for p in trainer.optimizer.param_groups[0]["params"])
     total = sum(p.numel() for p in backbone.model.parameters()) + (trainable if args.mode == "prompt" else 0)
     return {"mode": args.mode, "shared_prefix": args.shared_prefix, "dtype": args.dtype, "seconds_per_step": statistics.median(times[1:]),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -65,7 +51,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--steps", type=int, default=12)
     ap.add_argument("--prompt-length", type=int, default=20)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--mode", default=None, help=argparse.SUPPRESS)

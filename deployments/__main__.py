@@ -16,19 +16,26 @@ from tuning import ray_env
 ray_env.configure()  # before Ray is imported
 
 
-def main(argv=None) -> int:
-    from tuning.cli import add_config_args, config_from_args
+def build_parser() -> argparse.ArgumentParser:
+    from tuning.cli import add_config_args
 
     from .config import ServeConfig
 
     parser = argparse.ArgumentParser(prog="python -m deployments", description=__doc__.splitlines()[0])
     add_config_args(parser, ServeConfig)
-    args = parser.parse_args(argv)
-    try:
+    return parser
+
+
+def main(argv=None) -> int:
+    from tuning.cli import config_from_args, report_error
+
+    from .config import ServeConfig
+
+    args = build_parser().parse_args(argv)
+    try:  # only the config: errors once Serve runs keep their tracebacks
         config = config_from_args(args, ServeConfig).validate()
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return report_error(e)
 
     import ray
     from ray import serve

@@ -8,8 +8,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ensemble.vote import VOTINGS
+from tuning.backbone import DEFAULT_MODEL
+from tuning.fields import opt
+
 TOKEN_ENV = "PROMPT_SERVE_TOKEN"
-VOTINGS = ("majority", "mean_probability")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 # Knobs a running replica takes through Serve's `user_config` (changed by `serve deploy` without a restart).
@@ -29,43 +32,43 @@ def is_loopback(host: str) -> bool:
 
 @dataclass
 class ServeConfig:
-    model: str = "smollm2-135m"          # backbone: the default name, a hub id or a local directory
-    registry: str = "registry"           # <registry>/<task>/<name>.safetensors, written by the Tune job
-    host: str = "127.0.0.1"              # keep loopback unless a proxy with TLS sits in front
-    port: int = 8000
-    app_name: str = "prompt-ensemble"
-    route_prefix: str = "/"
-    num_replicas: int = 1
-    num_cpus: float = 1.0                # logical CPUs per replica; fractional on small boxes
-    torch_threads: int = 0               # 0: all the node's cores (Ray would give a 1-CPU actor 1 thread)
-    dtype: str = "auto"                  # auto: bfloat16 where the CPU/GPU computes it natively, behind the guard
-    bf16_guard_examples: int = 64        # per task: dev examples answered in bf16 and fp32 at start-up (0: no guard)
-    bf16_guard_max_disagreement: float = 0.01  # more answers differing than this: serve fp32 instead
-    data_dir: str | None = None          # where the guard reads dev examples (None: $PROMPT_TUNING_DATA / ../shared/data)
+    model: str = opt(DEFAULT_MODEL, "backbone: the default name, a hub id or a local directory")
+    registry: str = opt("registry", "<registry>/<task>/<name>.safetensors, written by the Tune job")
+    host: str = opt("127.0.0.1", "keep loopback unless a proxy with TLS sits in front")
+    port: int = opt(8000, "HTTP port of Serve's proxy")
+    app_name: str = opt("prompt-ensemble", "Serve application name")
+    route_prefix: str = opt("/", "URL prefix the API is served under")
+    num_replicas: int = opt(1, "replicas, each with its own copy of the backbone")
+    num_cpus: float = opt(1.0, "logical CPUs per replica; fractional on small boxes")
+    torch_threads: int = opt(0, "0: all the node's cores (Ray would give a 1-CPU actor 1 thread)")
+    dtype: str = opt("auto", "auto: bfloat16 where the CPU/GPU computes it natively, behind the guard")
+    bf16_guard_examples: int = opt(64, "per task: dev examples answered in bf16 and fp32 at start-up (0: no guard)")
+    bf16_guard_max_disagreement: float = opt(0.01, "more answers differing than this: serve fp32 instead")
+    data_dir: str | None = opt(None, "where the guard reads dev examples (None: $PROMPT_TUNING_DATA / ../shared/data)")
     # batching: whenever the model thread is free, every waiting request (up to the caps) joins one pass
-    max_batch_size: int = 16             # requests per engine pass
-    max_batch_inputs: int = 64           # inputs per engine pass (a larger single request runs alone)
-    batch_wait_timeout_s: float = 0.0    # extra wait for a burst when the server was idle (adds latency)
-    max_queue_wait_s: float = 10.0       # a request expected to wait longer gets 503 + Retry-After (0: no bound)
-    request_timeout_s: float = 60.0      # a request not answered by then gets 504
-    max_ongoing_requests: int = 0        # per replica; 0: 4 × max_batch_size
-    max_queued_requests: int = 64        # waiting at the proxy; beyond it requests get 503 (-1: unbounded)
+    max_batch_size: int = opt(16, "requests per engine pass")
+    max_batch_inputs: int = opt(64, "inputs per engine pass (a larger single request runs alone)")
+    batch_wait_timeout_s: float = opt(0.0, "extra wait for a burst when the server was idle (adds latency)")
+    max_queue_wait_s: float = opt(10.0, "a request expected to wait longer gets 503 + Retry-After (0: no bound)")
+    request_timeout_s: float = opt(60.0, "a request not answered by then gets 504")
+    max_ongoing_requests: int = opt(0, "per replica; 0: 4 × max_batch_size")
+    max_queued_requests: int = opt(64, "waiting at the proxy; beyond it requests get 503 (-1: unbounded)")
     # prompt registry
-    reload_interval_s: float = 2.0       # background rescan; 0 disables it (POST /v1/reload still works)
+    reload_interval_s: float = opt(2.0, "background rescan; 0 disables it (POST /v1/reload still works)")
     # input limits, checked in this order before a request may join a batch
-    max_body_bytes: int = 2 << 20        # bigger bodies get 413 before they are parsed
-    max_inputs: int = 64                 # inputs per request
-    max_input_chars: int = 4000          # characters per input
-    max_input_tokens: int = 256          # tokens per input (<= max_input_length: nothing is silently cut)
-    max_request_tokens: int = 4096       # tokens per request
-    voting: str = "majority"             # default when a request names none
+    max_body_bytes: int = opt(2 << 20, "bigger bodies get 413 before they are parsed")
+    max_inputs: int = opt(64, "inputs per request")
+    max_input_chars: int = opt(4000, "characters per input")
+    max_input_tokens: int = opt(256, "tokens per input (<= max_input_length: nothing is silently cut)")
+    max_request_tokens: int = opt(4096, "tokens per request")
+    voting: str = opt("majority", "default when a request names none (majority or mean_probability)")
     # engine
-    shared_prefix: bool = True
-    max_rows: int = 32
-    max_input_length: int = 256
-    max_new_tokens: int = 32
-    token: str = ""                      # bearer token for /v1; empty: $PROMPT_SERVE_TOKEN, else no auth
-    insecure: bool = False               # allow a non-loopback host without a token
+    shared_prefix: bool = opt(True, "causal LMs: compute each prompt's keys/values once, reuse them every pass")
+    max_rows: int = opt(32, "(prompt, input) rows per engine forward pass; larger batches are split")
+    max_input_length: int = opt(256, "input tokens the engine keeps per input")
+    max_new_tokens: int = opt(32, "longest generated answer, in tokens")
+    token: str = opt("", "bearer token for /v1; empty: $PROMPT_SERVE_TOKEN, else no auth")
+    insecure: bool = opt(False, "allow a non-loopback host without a token")
 
     def validate(self) -> "ServeConfig":
         def need(ok: bool, msg: str) -> None:

@@ -6,6 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ensemble.vote import VOTINGS
+
 Text = Annotated[str, Field(min_length=1)]
 
 
@@ -20,7 +22,7 @@ class PredictRequest(BaseModel):
     task: Text = Field(description="a task with prompts loaded (see GET /v1/tasks)")
     inputs: list[Text] = Field(None, min_length=1, description="input texts, in the task's text-to-text format")
     input: Text = Field(None, description="one input text (instead of `inputs`)")
-    voting: Literal["majority", "mean_probability"] = Field(
+    voting: Literal[VOTINGS] = Field(
         None, description="how the N prompts' answers combine (paper §6); default: the server's")
 
     @model_validator(mode="after")

@@ -12,6 +12,10 @@ import sys
 
 from tqdm.auto import tqdm
 
+from tuning.backbone import DEFAULT_MODEL
+
+from .vote import VOTINGS
+
 
 def evaluate(registry: str, tasks: list[str] | None, model: str, examples: int | None, batch_size: int,
              voting: str, data_dir: str | None) -> str:
@@ -46,28 +50,30 @@ def evaluate(registry: str, tasks: list[str] | None, model: str, examples: int |
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ensemble", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    ev = sub.add_parser("evaluate", help="dev metrics of each registered task's ensemble")
-    ev.add_argument("--registry", default="registry")
-    ev.add_argument("--task", action="append", help="task to evaluate (repeatable; default: all registered)")
-    ev.add_argument("--model", default="smollm2-135m")
-    ev.add_argument("--examples", type=int, default=None, help="first n dev examples (default: all)")
-    ev.add_argument("--batch-size", type=int, default=8)
-    ev.add_argument("--voting", default="majority", choices=["majority", "mean_probability"])
-    ev.add_argument("--data-dir", default=None)
-    args = parser.parse_args(argv)
+def build_parser() -> argparse.ArgumentParser:
+    from tuning.cli import HelpFormatter
 
-    from tuning.backbone import BackboneError
-    from tuning.tasks import DatasetUnavailable
-    try:
-        print(evaluate(args.registry, args.task, args.model, args.examples, args.batch_size, args.voting, args.data_dir))
-    except (ValueError, BackboneError, DatasetUnavailable) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    parser = argparse.ArgumentParser(prog="python -m ensemble", description=__doc__, formatter_class=HelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    ev = sub.add_parser("evaluate", help="dev metrics of each registered task's ensemble", formatter_class=HelpFormatter)
+    ev.add_argument("--registry", default="registry", help="<registry>/<task>/*.safetensors, as the sweep writes them")
+    ev.add_argument("--task", action="append", help="task to evaluate, repeatable; none given: every registered task")
+    ev.add_argument("--model", default=DEFAULT_MODEL, help="backbone the prompts were trained on: default name, "
+                                                             "hub id or local directory")
+    ev.add_argument("--examples", type=int, default=None, help="first n dev examples (None: all)")
+    ev.add_argument("--batch-size", type=int, default=8, help="dev examples per batched pass (each runs on all N prompts)")
+    ev.add_argument("--voting", default="majority", choices=VOTINGS,
+                    help="how the N prompts' answers combine (§6: majority)")
+    ev.add_argument("--data-dir", default=None, help="benchmark files; None: $PROMPT_TUNING_DATA, else ../shared/data")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from tuning.cli import run_command
+
+    args = build_parser().parse_args(argv)
+    return run_command(lambda: print(evaluate(args.registry, args.task, args.model, args.examples, args.batch_size,
+                                              args.voting, args.data_dir)))
 
 
 if __name__ == "__main__":

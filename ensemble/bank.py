@@ -1,8 +1,9 @@
 """The prompt bank: every task's N prompts, loaded from a registry directory and kept in sync with it.
 
-Registry layout (written by the Tune job): `<registry>/<task>/<name>.safetensors`. A prompt trained
-on another backbone (fingerprint mismatch), a damaged file or anything that is not a prompt file is
-refused and reported, never served, and never stops the other files from loading.
+The registry's layout and its one-length-per-task rule belong to `tuning.registry`, which the Tune job
+writes through too. A prompt trained on another backbone (fingerprint mismatch), a damaged file or
+anything that is not a prompt file is refused and reported, never served, and never stops the other
+files from loading.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from pathlib import Path
 
 import torch
 
-from tuning.artifact import SUFFIX, PromptArtifact, PromptFileError, prompt_from_bytes, read_prompt_file
+from tuning.artifact import PromptArtifact, PromptFileError, prompt_from_bytes, read_prompt_file
 from tuning.backbone import Backbone
+from tuning.registry import PromptRegistry, keep_one_length, name_of
 from tuning.tasks import TASKS, Task, get_task
 
 
@@ -50,6 +52,7 @@ class PromptBank:
     def __init__(self, backbone: Backbone, directory: str | Path | None = None):
         self.backbone = backbone
         self.directory = Path(directory) if directory is not None else None
+        self.registry = PromptRegistry(self.directory) if self.directory is not None else None
         self.tasks: dict[str, TaskPrompts] = {}
         self.refused: dict[str, str] = {}
         self.problem: str | None = None      # why the registry could not be read at the last reload
@@ -71,10 +74,10 @@ class PromptBank:
         Any file that cannot be served is refused with its reason while the others keep serving; a
         registry that cannot be listed keeps the last good prompts and sets `problem`."""
         report = ReloadReport()
-        if self.directory is None:
+        if self.registry is None:
             return report
         try:
-            paths = sorted(p for d in sorted(self.directory.iterdir()) if d.is_dir() for p in d.glob(f"*{SUFFIX}"))
+            paths = self.registry.files()
         except OSError as e:
             self.problem = (f"registry {self.directory} cannot be read ({type(e).__name__}); serving the last good "
                             f"prompts ({len(self.tasks)} tasks)")
@@ -83,7 +86,7 @@ class PromptBank:
         seen: dict[str, tuple[str, PromptArtifact]] = {}
         refused: dict[str, str] = {}
         for path in paths:
-            key = str(path.relative_to(self.directory))
+            key = self.registry.key(path)
             try:
                 data = read_prompt_file(path)
                 digest = hashlib.sha256(data).hexdigest()
@@ -110,17 +113,13 @@ class PromptBank:
     def _rebuild(self) -> None:
         by_task: dict[str, list[tuple[str, PromptArtifact]]] = {}
         for key, (_, artifact) in sorted(self._files.items()):
-            by_task.setdefault(artifact.task, []).append((Path(key).stem, artifact))
+            by_task.setdefault(artifact.task, []).append((key, artifact))
         tasks, self._length_refused = {}, {}
         for task, items in by_task.items():
-            lengths = {a.length for _, a in items}
-            if len(lengths) > 1:  # one task, one prompt length: keep the most common length
-                keep = max(lengths, key=lambda n: sum(a.length == n for _, a in items))
-                for name, a in items:
-                    if a.length != keep:
-                        self._length_refused[f"{task}/{name}{SUFFIX}"] = f"length {a.length} differs from the task's {keep}"
-                items = [(n, a) for n, a in items if a.length == keep]
-            tasks[task] = TaskPrompts(get_task(task), [n for n, _ in items], torch.stack([a.prompt for _, a in items]))
+            items, refused = keep_one_length(items, lambda item: item[1].length)
+            self._length_refused.update({key: why for (key, _), why in refused})
+            tasks[task] = TaskPrompts(get_task(task), [name_of(k) for k, _ in items],
+                                      torch.stack([a.prompt for _, a in items]))
         self.tasks = tasks
         self.version += 1
 

@@ -13,14 +13,13 @@ from typing import Sequence
 
 import torch
 
-from tuning.encoding import Batch, candidates, input_ids, pad
+from tuning.encoding import input_ids
+from tuning.inference import Row, answer_rows, new_stats
 from tuning.model import PromptedLM, PrefixKV
 
 from . import calibration
 from .bank import PromptBank
-from .vote import majority_vote, mean_probability_vote
-
-VOTINGS = ("majority", "mean_probability")
+from .vote import VOTINGS, majority_vote, mean_probability_vote
 
 
 @dataclass
@@ -32,14 +31,6 @@ class Prediction:
     answers: list[str]                       # each prompt's answer, in bank order
     prompts: list[str]                       # the prompts' names
     scores: list[list[float]] | None = None  # classification: log-likelihood of each label, per prompt
-
-
-@dataclass
-class _Row:
-    example: int
-    member: int          # which of the task's N prompts
-    prompt: int          # index into the group's stacked prompts
-    ids: list[int]
 
 
 class EnsembleEngine:
@@ -62,7 +53,7 @@ class EnsembleEngine:
         self.bucket = bucket
         self._cache_version = -1
         self._groups: dict[int, tuple[torch.Tensor | PrefixKV, dict[str, int]]] = {}
-        self.stats = {"rows": 0, "passes": 0, "real_positions": 0, "padded_positions": 0}
+        self.stats = new_stats()
         if max_rows is None:
             self.max_rows = calibration.lookup(self.backbone) or self.calibrate()
 
@@ -100,20 +91,20 @@ class EnsembleEngine:
         scores = [[None] * tasks[t].n for t, _ in items]
         ids = [input_ids(self.backbone, text, self.max_input_length) for _, text in items]
 
-        groups: dict[tuple[int, str], list[_Row]] = {}
+        # One group per prompt length (its prompts are stacked together); kinds and lengths mix inside.
+        groups: dict[int, list[tuple[int, int, Row]]] = {}
         for i, (task, _) in enumerate(items):
             tp = tasks[task]
             _, offsets = self._group(tp.length)
+            labels = tuple(tp.task.verbalizers) if tp.task.kind == "classification" else None
             for k in range(tp.n):
-                groups.setdefault((tp.length, tp.task.kind), []).append(_Row(i, k, offsets[task] + k, ids[i]))
-
-        for (length, kind), rows in groups.items():
+                groups.setdefault(tp.length, []).append((i, k, Row(ids[i], offsets[task] + k, labels)))
+        for length, members in groups.items():
             source, _ = self._group(length)
-            if self.bucket:
-                rows = sorted(rows, key=lambda r: len(r.ids))
-            for start in range(0, len(rows), self.max_rows):
-                chunk = rows[start:start + self.max_rows]
-                self._run(source, kind, chunk, items, answers, scores)
+            got = answer_rows(self.lm, source, [row for _, _, row in members], self.max_rows, self.max_new_tokens,
+                              self.bucket, self.stats)
+            for (i, k, _), answer in zip(members, got):
+                answers[i][k], scores[i][k] = answer.text, answer.scores
 
         out = []
         for i, (task, _) in enumerate(items):
@@ -127,27 +118,6 @@ class EnsembleEngine:
                 vote, row_scores = majority_vote(answers[i]), None
             out.append(Prediction(task, vote.prediction, vote.votes, vote.agreement, answers[i], list(tp.names), row_scores))
         return out
-
-    def _run(self, source, kind, chunk: list[_Row], items, answers, scores) -> None:
-        device = self.backbone.device
-        ids, mask = pad([r.ids for r in chunk], self.backbone.tokenizer.pad_token_id)
-        index = torch.tensor([r.prompt for r in chunk], device=device)
-        self.stats["rows"] += len(chunk)
-        self.stats["passes"] += 1
-        self.stats["real_positions"] += int(mask.sum())
-        self.stats["padded_positions"] += mask.numel()
-        if kind == "classification":
-            labels = [self.bank.tasks[items[r.example][0]].task.verbalizers for r in chunk]
-            cand_ids, cand_mask = candidates(self.backbone, labels)
-            s = self.lm.score(source, Batch(ids.to(device), mask.to(device), cand_ids.to(device), cand_mask.to(device)), index)
-            for r, row_scores, labs in zip(chunk, s.float().cpu(), labels):
-                row_scores = row_scores[: len(labs)]
-                scores[r.example][r.member] = row_scores
-                answers[r.example][r.member] = labs[int(row_scores.argmax())]
-        else:
-            texts = self.lm.decode(self.lm.generate(source, Batch(ids.to(device), mask.to(device)), index, self.max_new_tokens))
-            for r, text in zip(chunk, texts):
-                answers[r.example][r.member] = text
 
     def calibrate(self, sizes: Sequence[int] = (1, 2, 4, 8, 16, 32, 64), input_length: int = 64, repeats: int = 2) -> int:
         """Measure rows/s per micro-batch size on this device and keep the fastest size."""
@@ -167,7 +137,7 @@ class EnsembleEngine:
             if rate > best_rate * 1.03:
                 best, best_rate = size, rate
         self.max_rows = best
-        self.stats = {k: 0 for k in self.stats}
+        self.stats = new_stats()
         calibration.store(self.backbone, best)
         return best
 

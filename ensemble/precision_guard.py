@@ -22,6 +22,7 @@ import torch
 
 from tuning.backbone import Backbone, cache_root, load_backbone
 from tuning.precision import resolve_dtype
+from tuning.registry import PromptRegistry
 from tuning.tasks import DatasetUnavailable
 
 from .bank import PromptBank
@@ -98,9 +99,14 @@ def choose_backbone(model: str, registry, dtype: str = "auto", examples: int = 6
 
 def _verdict_key(backbone: Backbone, registry, dtype: str, examples: int) -> str:
     digest = hashlib.sha256(f"{backbone.fingerprint}|{dtype}|{examples}".encode())
-    for path in sorted(Path(registry).glob("*/*.safetensors")):
+    prompts = PromptRegistry(registry)
+    try:
+        paths = prompts.files()
+    except OSError:  # an unreadable registry: the bank will say so; the key is that of no prompts
+        paths = []
+    for path in paths:
         try:
-            digest.update(f"{path.parent.name}/{path.name}".encode() + hashlib.sha256(path.read_bytes()).digest())
+            digest.update(prompts.key(path).encode() + hashlib.sha256(path.read_bytes()).digest())
         except OSError:
             pass
     return digest.hexdigest()[:32]

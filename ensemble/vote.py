@@ -8,6 +8,9 @@ from typing import Sequence
 
 import torch
 
+# How the N answers of one example become one (§6): the majority vote, or the label of highest mean probability.
+VOTINGS = ("majority", "mean_probability")
+
 
 @dataclass
 class Vote:

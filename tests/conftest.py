@@ -29,7 +29,7 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def tiny_dirs(tmp_path_factory) -> dict[str, Path]:
     """Paths of a tiny random Llama and T5 checkpoint, built once per session."""
-    from tuning.tiny import build_tiny
+    from tiny import build_tiny
 
     root = tmp_path_factory.mktemp("tiny-models")
     return {kind: build_tiny(kind, root / kind) for kind in ("llama", "t5")}

@@ -18,6 +18,7 @@ def free_port() -> int:
 
 def save_random_prompt(registry, backbone, task, name, seed, length=4, fingerprint=None):
     from tuning.artifact import PromptArtifact, save_prompt
+    from tuning.registry import PromptRegistry
     from tuning.tasks import get_task
 
     g = torch.Generator().manual_seed(seed)
@@ -25,7 +26,7 @@ def save_random_prompt(registry, backbone, task, name, seed, length=4, fingerpri
     artifact = PromptArtifact(prompt=prompt, task=task, backbone=backbone.name,
                               fingerprint=fingerprint or backbone.fingerprint, init="random",
                               verbalizers=get_task(task).verbalizers)
-    return save_prompt(artifact, registry / task / name)
+    return save_prompt(artifact, PromptRegistry(registry).path_for(task, name))
 
 
 def random_registry(root, backbone, task="mrpc", n=3):

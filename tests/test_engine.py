@@ -92,6 +92,67 @@ def test_model_tuning_changes_weights_through_the_same_loop(tiny_dirs):
     assert not any(p.requires_grad for p in result.backbone.model.parameters())
 
 
+class _Stop(Exception):
+    pass
+
+
+def _roundtrip(state: dict) -> dict:
+    """Through bytes, as a checkpoint file would carry it (and loadable with weights_only)."""
+    import io
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=True)
+
+
+@pytest.mark.parametrize("mode", ["prompt", "model"])
+def test_a_run_restored_from_its_state_ends_like_an_uninterrupted_one(tiny_dirs, mode):
+    """Crash after the step-4 evaluation, restore the step-2 state in a new Trainer: same end as one run."""
+    from tuning.backbone import load_backbone
+    from tuning.train import Trainer
+
+    cfg = _cfg(mode=mode, steps=6, eval_every=2, optimizer="adamw", lr=0.05, decay_factor=0.5, steps_per_decay=3,
+               patience=5)
+
+    def trainer():
+        backbone = load_backbone(str(tiny_dirs["llama"]), trainable=mode == "model")
+        return Trainer(cfg, backbone=backbone, train_examples=_toy(), dev_examples=_toy(4))
+
+    whole = trainer().fit()
+    first, saved = trainer(), {}
+
+    def crash(step, *_):
+        if step == 2:
+            saved["state"] = _roundtrip(first.state_dict())
+        if step == 4:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        first.fit(on_eval=crash)
+    resumed = trainer()
+    resumed.load_state_dict(saved["state"])
+    assert resumed.step_count == 2 and resumed.sampler.drawn == 2
+    again = resumed.fit()
+    assert [h["step"] for h in again.history] == list(range(1, 7))
+    assert [h["loss"] for h in again.history] == [h["loss"] for h in whole.history]
+    assert [h["lr"] for h in again.history] == [h["lr"] for h in whole.history]
+    assert again.best_metrics == whole.best_metrics
+    for a, b in zip(again.prompts, whole.prompts):
+        assert torch.equal(a, b)
+    if mode == "model":
+        a, b = again.backbone.model.state_dict(), whole.backbone.model.state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_state_of_another_prompt_shape_is_refused(tiny_llama):
+    from tuning.train import Trainer
+
+    state = Trainer(_cfg(prompt_length=4), backbone=tiny_llama, train_examples=_toy(), dev_examples=_toy(4)).state_dict()
+    other = Trainer(_cfg(prompt_length=5), backbone=tiny_llama, train_examples=_toy(), dev_examples=_toy(4))
+    with pytest.raises(ValueError, match="prompt shapes"):
+        other.load_state_dict(state)
+
+
 def test_scores_do_not_depend_on_padding_side_or_batch_composition(tiny):
     lm = PromptedLM(tiny)
     torch.manual_seed(0)

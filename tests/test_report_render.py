@@ -24,9 +24,12 @@ def _fake_sweep(root: Path) -> Path:
         for i in range(n_trials):
             trial = experiment / task / f"train_prompts_abc_{i:05d}_{i}_seed={i}"
             trial.mkdir(parents=True)
-            params = {"lr": 10 ** (-2 + i / 2), "batch_size": [8, 16][i % 2], "steps": 30, "warmup_steps": "off",
-                      "decay_factor": [0.1, "off"][i % 2], "steps_per_decay": "off", "scale_parameter": bool(i % 2),
-                      "prompt_length": 20, "init": ["class_label", "sampled_vocab"][i % 2], "seed": 2 * i}
+            # A trial's config: its TrainConfig overrides (Table 6's "off": 0 / None) and the train config
+            # they replace fields of; sweeps written before issue 12 have "off" strings, read the same way.
+            params = {"lr": 10 ** (-2 + i / 2), "batch_size": [8, 16][i % 2], "steps": 30, "warmup_steps": [0, "off"][i % 2],
+                      "decay_factor": [0.1, None][i % 2], "steps_per_decay": None, "scale_parameter": bool(i % 2),
+                      "prompt_length": 20, "init": ["class_label", "sampled_vocab"][i % 2], "seed": 2 * i,
+                      "train": {"task": task, "model": "tiny", "num_prompts": 2, "eval_every": 10}}
             trial.joinpath("params.json").write_text(json.dumps(params))
             stop = 30 if i < 2 else 10  # two trials stopped early by ASHA
             lines = []

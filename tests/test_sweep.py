@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import torch
 
 from tuning.artifact import PromptArtifact, load_prompt, save_prompt
 from tuning.backbone import fingerprint
+from tuning.fields import compose
 from tuning.sweep.config import SweepConfig
 from tuning.sweep.shared_weights import rebuild, share
 
@@ -19,7 +21,7 @@ def _config(tiny_dirs, tmp_path, **overrides) -> SweepConfig:
                   batch_size=4, prompt_length=4, eval_every=2, train_examples=16, eval_examples=8,
                   eval_batch_size=8, max_input_length=64, storage=str(tmp_path / "runs"),
                   registry=str(tmp_path / "registry"), name="sweep")
-    return SweepConfig(**{**values, **overrides})
+    return compose(SweepConfig, **{**values, **overrides})  # flat, as the flags: model etc. land in .train
 
 
 def _trial_dirs(experiment: Path) -> dict[str, Path]:
@@ -105,6 +107,29 @@ def test_sweep_retries_a_failed_trial_registers_and_reports(ray_session, tiny_di
     assert html.count("data:image/png;base64,") == 2 and "mrpc-" in html
 
 
+def test_a_killed_trial_resumes_from_its_checkpoint_and_ends_like_an_uninterrupted_one(ray_session, tiny_dirs, tmp_path):
+    from tuning.sweep.job import run_sweep
+
+    def sweep(name: str, hooks: dict | None = None):
+        config = _config(tiny_dirs, tmp_path, name=name, registry=str(tmp_path / f"registry-{name}"), trials=1,
+                         num_prompts=2, top_n=2, steps=6, eval_every=2, max_failures=1)
+        return config, run_sweep(config, test_hooks=hooks)
+
+    fault = tmp_path / "kill-once"  # SIGKILL of the trial's process at its second evaluation (step 4)
+    fault.touch()
+    killed_config, killed = sweep("killed", {"fault_file": str(fault), "fault_step": 4, "fault_kill": True})
+    assert not fault.exists() and all(r.error is None for r in killed.results["mrpc"])
+    (trial,) = _trial_dirs(killed_config.experiment_dir / "mrpc").values()
+    steps = [json.loads(line)["step"] for line in trial.joinpath("result.json").read_text().splitlines()]
+    assert steps == [2, 4, 6]  # the retry went on from the step-2 checkpoint (a restart would report 2 twice)
+
+    _, whole = sweep("whole")
+    for a, b in zip(killed.registered["mrpc"], whole.registered["mrpc"]):
+        a, b = load_prompt(a), load_prompt(b)
+        assert a.config["seed"] == b.config["seed"] and a.metrics == b.metrics
+        assert torch.equal(a.prompt, b.prompt)
+
+
 def test_an_interrupted_sweep_resumes_without_rerunning_finished_trials(ray_session, tiny_dirs, tmp_path):
     from tuning.sweep.job import run_sweep
 
@@ -141,23 +166,29 @@ def test_paper_space_is_table_6_scaled():
     from tuning.sweep import space
 
     ps = space.param_space(SweepConfig(search="paper", scale=1000, trials=8))
+    assert set(ps) == {*space.HYPERPARAMETERS, "seed"}  # TrainConfig field names, nothing else
     assert isinstance(ps["lr"], Float) and (ps["lr"].lower, ps["lr"].upper) == (1e-3, 0.5)
     assert ps["steps"].categories == [10, 20, 30]
-    assert ps["warmup_steps"].categories == ["off", 2, 3]
-    assert ps["steps_per_decay"].categories == ["off", 4, 6, 8]
-    assert ps["decay_factor"].categories == ["off", 0.1, 0.5]
+    assert ps["warmup_steps"].categories == [0, 2, 3]               # Table 6's "off": no warmup
+    assert ps["steps_per_decay"].categories == [None, 4, 6, 8]      # and no decay
+    assert ps["decay_factor"].categories == [None, 0.1, 0.5]
     assert ps["prompt_length"].categories == [1, 5, 20, 100, 150]
     assert set(ps["init"].categories) == {"random_uniform", "sampled_vocab", "class_label"}
     assert isinstance(ps["batch_size"], Categorical) and ps["batch_size"].categories == [1]
     assert space.param_space(SweepConfig(search="paper", batch_sizes="4,8"))["batch_size"].categories == [4, 8]
-    seeds = space.param_space(SweepConfig(search="seeds", trials=3, num_prompts=2, scale=100))
+    seeds = space.param_space(compose(SweepConfig, search="seeds", trials=3, num_prompts=2, scale=100))
     assert seeds["seed"] == {"grid_search": [0, 2, 4]} and seeds["steps"] == 300
     assert seeds["lr"] is None and seeds["scale_parameter"] is None  # the run's recipe decides (tuning/recipe.py)
     assert space.param_space(SweepConfig(search="seeds", lr=0.3))["lr"] == 0.3
-    assert space.train_overrides({**seeds, "seed": 0})["lr"] is None
-    # Decay needs both halves; "off" disables it.
-    over = space.train_overrides({**space.PAPER_DEFAULTS, "decay_factor": 0.5, "steps_per_decay": "off", "seed": 1})
+    assert space.param_space(SweepConfig(search="paper", prompt_length=20))["prompt_length"] == 20  # a pin
+    # A trial's resolved space -> TrainConfig overrides, applied with dataclasses.replace.
+    train = SweepConfig().train
+    assert replace(train, **space.overrides({**seeds, "seed": 0, "train": {}})).lr is None
+    # Decay needs both halves; one half off disables it.
+    over = space.overrides({**seeds, "decay_factor": 0.5, "steps_per_decay": None, "seed": 1})
     assert over["decay_factor"] is None and over["steps_per_decay"] is None and over["warmup_steps"] == 0
+    assert space.overrides({**seeds, "decay_factor": 0.5, "steps_per_decay": 4, "seed": 1})["decay_factor"] == 0.5
+    replace(train, **over).validate()
 
 
 def test_cli_rejects_bad_input_with_one_line(capsys):

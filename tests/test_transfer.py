@@ -10,6 +10,7 @@ import torch
 
 from transfer.config import EnsembleConfig, InterpretConfig, ParaphraseConfig, SquadMrqaConfig
 from transfer.report import NA
+from tuning.fields import compose
 
 TINY = dict(steps=2, batch_size=2, train_examples=4, eval_examples=4, select_examples=2, prompt_length=4,
             max_input_length=64, eval_batch_size=8, progress=False)
@@ -35,7 +36,7 @@ def test_ensemble_job(tiny_dirs, tmp_path, capsys):
     from tuning.tasks import get_task
     from transfer.ensembling import run
 
-    config = EnsembleConfig(model=str(tiny_dirs["llama"]), tasks=("mrpc", "qqp"), results_dir=str(tmp_path), **TINY)
+    config = compose(EnsembleConfig, model=str(tiny_dirs["llama"]), tasks=("mrpc", "qqp"), results_dir=str(tmp_path), **TINY)
     out = run(config)
     assert "skipped: qqp train split unavailable" in capsys.readouterr().out
     md, rows = outputs(tmp_path, "ensemble")
@@ -50,7 +51,7 @@ def test_ensemble_job(tiny_dirs, tmp_path, capsys):
     assert [r for r in rows if r["task"] == "qqp"][0]["unavailable"].startswith("qqp train split unavailable")
 
     # The 5 saved prompts form a bank, and the engine's per-prompt answers match plain evaluation.
-    backbone = load_backbone(config.model)
+    backbone = load_backbone(config.train.model)
     bank = PromptBank(backbone, tmp_path / "prompts")
     assert bank.tasks["mrpc"].n == 5 and not bank.refused
     task = get_task("mrpc")
@@ -63,7 +64,7 @@ def test_ensemble_job(tiny_dirs, tmp_path, capsys):
 def test_squad_mrqa_job(tiny_dirs, tmp_path, capsys):
     from transfer.squad_mrqa import run
 
-    config = SquadMrqaConfig(model=str(tiny_dirs["llama"]), seeds=(0, 1), max_new_tokens=4,
+    config = compose(SquadMrqaConfig, model=str(tiny_dirs["llama"]), seeds=(0, 1), max_new_tokens=4,
                              results_dir=str(tmp_path), **{**TINY, "eval_examples": 3})
     out = run(config)
     printed = capsys.readouterr().out
@@ -85,7 +86,7 @@ def test_squad_mrqa_job(tiny_dirs, tmp_path, capsys):
 def test_paraphrase_job_reports_unavailable_qqp(tiny_dirs, tmp_path, capsys):
     from transfer.paraphrase import run
 
-    config = ParaphraseConfig(model=str(tiny_dirs["t5"]), seeds=(0,), results_dir=str(tmp_path), **TINY)
+    config = compose(ParaphraseConfig, model=str(tiny_dirs["t5"]), seeds=(0,), results_dir=str(tmp_path), **TINY)
     run(config)
     printed = capsys.readouterr().out
     assert "skipped: qqp train split unavailable" in printed and "skipped: qqp validation split unavailable" in printed
@@ -135,7 +136,7 @@ def test_interpret_untrained_class_label_prompt_and_prompt_files(tiny_dirs, tmp_
     from transfer.interpret import run
 
     model = str(tiny_dirs["llama"])
-    out = run(InterpretConfig(model=model, task="boolq", untrained=True, seeds=(0, 1), prompt_length=6,
+    out = run(compose(InterpretConfig, model=model, task="boolq", untrained=True, seeds=(0, 1), prompt_length=6,
                               results_dir=str(tmp_path / "untrained"), progress=False))
     for a in out["analyses"]:
         assert a["initialised"] == 2 and a["persisting"] == 2  # "False" and "True" find their own tokens
@@ -148,7 +149,7 @@ def test_interpret_untrained_class_label_prompt_and_prompt_files(tiny_dirs, tmp_
     prompt = init_prompt(backbone, 5, "sampled_vocab", 3)
     path = save_prompt(PromptArtifact(prompt, "rte", backbone.name, backbone.fingerprint, "sampled_vocab"),
                        tmp_path / "rte-sampled")
-    out = run(InterpretConfig(model=model, prompts=(str(path),), results_dir=str(tmp_path / "files"), progress=False))
+    out = run(compose(InterpretConfig, model=model, prompts=(str(path),), results_dir=str(tmp_path / "files"), progress=False))
     (a,) = out["analyses"]
     assert a["initialised"] == 0 and a["name"] == "rte-sampled" and a["mean_top1"] == pytest.approx(1.0, abs=1e-5)
     assert "not class_label" in (tmp_path / "files" / "interpret.md").read_text()
@@ -160,7 +161,7 @@ def test_cli_errors_and_runs(tiny_dirs, tmp_path, capsys):
     assert main(["squad-mrqa", "--modes", "bogus"]) == 2
     assert "error: --modes" in capsys.readouterr().err
     assert main(["paraphrase", "--directions", "mrpc:mrpc"]) == 2
-    assert EnsembleConfig(train_examples=0, eval_examples=0).validate().train_examples is None  # 0: all
+    assert compose(EnsembleConfig, train_examples=0, eval_examples=0).validate().train.train_examples is None  # 0: all
     assert main(["interpret", "--model", str(tiny_dirs["llama"]), "--untrained", "--task", "rte",
                  "--prompt-length", "3", "--seeds", "4", "--results-dir", str(tmp_path)]) == 0
     assert "rte-p3-class_label-s4-untrained" in (tmp_path / "interpret.md").read_text()
@@ -169,7 +170,7 @@ def test_cli_errors_and_runs(tiny_dirs, tmp_path, capsys):
 def test_interpret_job_trains_as_ray_tasks(ray_session, tiny_dirs, tmp_path, capsys):
     from transfer.interpret import run
 
-    config = InterpretConfig(model=str(tiny_dirs["llama"]), task="rte", seeds=(0, 1), ray=True, cpus_per_run=1,
+    config = compose(InterpretConfig, model=str(tiny_dirs["llama"]), task="rte", seeds=(0, 1), ray=True, cpus_per_run=1,
                              results_dir=str(tmp_path), **TINY)
     out = run(config)
     assert "submitted 2 Ray tasks" in capsys.readouterr().out
@@ -182,7 +183,7 @@ def test_study_job_runs_each_distinct_arm_once_and_draws_curves(tiny_dirs, tmp_p
     from transfer.config import StudyConfig
     from transfer.study import run
 
-    config = StudyConfig(model=str(tiny_dirs["llama"]), tasks=("cb",), factors=("init", "precision"), seeds=(0, 1),
+    config = compose(StudyConfig, model=str(tiny_dirs["llama"]), tasks=("cb",), factors=("init", "precision"), seeds=(0, 1),
                          results_dir=str(tmp_path), **{**TINY, "steps": 4, "eval_every": 2, "train_examples": 32})
     out = run(config)
     # Per seed: init 3 arms; precision float32 + bfloat16, one of which is the base run (auto dtype); model tuning.

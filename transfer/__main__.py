@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tuning.cli import add_config_args, config_from_args
+from tuning.cli import add_config_args, config_from_args, run_command
 
 from .config import JOBS
 
@@ -24,22 +24,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tuning.artifact import PromptFileError
-    from tuning.backbone import BackboneError
-    from tuning.tasks import DatasetUnavailable
-
     args = build_parser().parse_args(argv)
-    cls = args.config_cls
-    config = config_from_args(args, cls)
-    try:
+    config = config_from_args(args, args.config_cls)
+
+    def job() -> None:  # the job's result dict is for callers in Python, not an exit status
         config.validate()
-        run = _job(args.job)
-        run(config)
-    except (ValueError, PromptFileError, BackboneError, DatasetUnavailable, KeyError) as e:
-        message = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"error: {message}", file=sys.stderr)
-        return 2
-    return 0
+        _job(args.job)(config)
+
+    return run_command(job)
 
 
 def _job(name: str):

@@ -1,8 +1,9 @@
-"""Pieces every job shares: a job budget -> TrainConfig, cached dataset loads, availability checks."""
+"""Pieces every job shares: a job's train config -> one run's TrainConfig, cached dataset loads, availability checks."""
 
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 
 from tuning.config import TrainConfig
 from tuning.tasks import DatasetUnavailable, get_task
@@ -10,20 +11,19 @@ from tuning.train import TrainResult, train
 
 
 def train_config(job, task: str, mode: str = "prompt", seed: int = 0, **overrides) -> TrainConfig:
-    """The job's budget as one training run's config (paper lrs: 0.3 prompt, 1e-3 model, §3)."""
-    lr = job.prompt_lr if mode == "prompt" else getattr(job, "model_lr", 1e-3)
-    values = dict(task=task, model=job.model, data_dir=job.data_dir, mode=mode, prompt_length=job.prompt_length,
-                  init=job.init, recipe=job.recipe, lr=lr, dtype=job.dtype, steps=job.steps, batch_size=job.batch_size, grad_accum=job.grad_accum,
-                  eval_every=job.eval_every or job.steps, train_examples=job.train_examples,
-                  eval_examples=job.select_examples or job.eval_examples, eval_batch_size=job.eval_batch_size,
-                  max_input_length=job.max_input_length, seed=seed, progress=job.progress)
-    values.update(overrides)
-    return TrainConfig(**values).validate()
+    """One training run of `job`: its `train` config with the run's task, mode and seed, evaluated every
+    --eval-every steps (None: once, at the last step) on --select-examples (None: --eval-examples) dev
+    examples. Model tuning takes the job's --model-lr (paper lrs: 0.3 prompt, 1e-3 model, §3)."""
+    run = dict(task=task, mode=mode, seed=seed, eval_every=job.eval_every or job.train.steps,
+               eval_examples=job.select_examples or job.eval_examples)
+    if mode != "prompt":
+        run["lr"] = getattr(job, "model_lr", 1e-3)
+    return replace(job.train, **{**run, **overrides}).validate()
 
 
 def describe_lr(job) -> str:
     """The prompt learning rate as a table note shows it."""
-    return f"lr {job.prompt_lr}" if job.prompt_lr is not None else f"{job.recipe} recipe lr"
+    return f"lr {job.train.lr}" if job.train.lr is not None else f"{job.train.recipe} recipe lr"
 
 
 @functools.lru_cache(maxsize=32)

@@ -1,56 +1,80 @@
 """One config dataclass per experiment job. Defaults are a small-scale CPU budget; the paper's scale
 (T5 XXL, 30k steps at batch 32, §3) is reached by raising the budget fields, not by changing code.
+
+Every job holds `train: TrainConfig`, its training runs' config before the job sets each run's task,
+mode and seed (`transfer.common.train_config`); its fields are the job's budget flags (--model,
+--steps, --batch-size, --prompt-length, --init, --prompt-lr for `train.lr`, ...), with the job's
+defaults (`BUDGET`, and per job where it differs).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from tuning.backbone import DEFAULT_MODEL
+from ensemble.vote import VOTINGS
+from tuning.config import TrainConfig
+from tuning.fields import nested, opt, validate_nested
 
 MRQA_OOD = ("textbookqa", "bioasq", "race", "relation_extraction", "duorc", "drop")  # Table 1 row order
 PARAPHRASE_DIRECTIONS = ("qqp:mrpc", "mrpc:qqp")                                    # Table 2 (train:eval)
 
+# The jobs' default budget: TrainConfig's other defaults are the paper's (§3).
+BUDGET = dict(steps=100, batch_size=8, train_examples=2000, prompt_length=20, eval_batch_size=16)
+# TrainConfig fields a job sets per run, so no flag of theirs: from --tasks/--modes/--seeds, from the job's own
+# --eval-every/--eval-examples/--select-examples (`train_config`); no data-parallel workers or output dir.
+SET_PER_RUN = ("task", "mode", "seed", "num_prompts", "eval_every", "eval_examples", "workers", "output_dir")
+# Where a job reads a TrainConfig field differently from `python -m tuning train`.
+BUDGET_HELP = {
+    "model": "backbone: the default name, a Hugging Face id or a local directory",
+    "lr": "prompt learning rate; None: the recipe's (paper: 0.3)",
+    "steps": "training steps per run (paper: 30,000, §3)",
+    "batch_size": "effective training batch (paper: 32, §3)",
+    "train_examples": "first n of each training set; None (0 on the command line): all",
+    "prompt_length": "soft prompt tokens (paper: 100, §3.2)",
+    "recipe": 'optimiser defaults (tuning/recipe.py); "paper": §3\'s Adafactor at lr 0.3',
+    "eval_batch_size": "evaluation batch size",
+    "progress": "show progress bars",
+}
+
+
+def budget(set_per_run=SET_PER_RUN, helps: dict | None = None, **defaults):
+    """A job's `train` field: TrainConfig with `BUDGET` and `defaults`; `--prompt-lr` sets its `lr`."""
+    values = {**BUDGET, **defaults}
+    return nested(lambda: TrainConfig(**values), "training budget and settings of every run (the job sets each "
+                  "run's task, mode and seed)", exclude=set_per_run, renamed={"lr": "prompt_lr"},
+                  helps={**BUDGET_HELP, **(helps or {})})
+
 
 @dataclass
 class JobConfig:
-    """Budget and placement fields every job shares."""
+    """What every job shares: `train`, its runs' TrainConfig with the job's budget (`budget`; a subclass
+    redefines the field where its defaults differ); the seeds, evaluation sizes and Ray placement."""
 
-    model: str = DEFAULT_MODEL
-    data_dir: str | None = None
-    results_dir: str | None = None      # None: results/<job>/
-    seeds: tuple[int, ...] = (0, 1, 2)  # paper: mean ± std over 3 runs (Tables 1 and 2)
-    steps: int = 100
-    batch_size: int = 8
-    grad_accum: int = 1
-    eval_every: int | None = None       # None: evaluate once, at the last step
-    train_examples: int | None = 2000   # first n of each set; None (0 on the command line): all
-    eval_examples: int | None = 200     # per evaluation set (in-domain dev and every transfer set)
-    select_examples: int | None = None  # dev examples for checkpoint selection during training (None: eval_examples)
-    prompt_length: int = 20
-    init: str = "class_label"
-    recipe: str = "auto"                # optimiser defaults (tuning/recipe.py); "paper": §3's Adafactor at lr 0.3
-    prompt_lr: float | None = None      # None: the recipe's (paper: 0.3)
-    dtype: str = "auto"                 # "auto": bf16 prompts on bf16 hardware (tuning/precision.py)
-    max_input_length: int = 256
-    eval_batch_size: int = 16
-    ray: bool = False                   # run the trainings as Ray tasks
-    address: str | None = None          # Ray address (implies --ray); inside `ray job submit` RAY_ADDRESS is set
-    cpus_per_run: float = 2.0           # logical CPUs each Ray training task reserves
-    progress: bool = True
+    train: TrainConfig = budget()
+    results_dir: str | None = opt(None, "where tables and figures go; None: results/<job>/")
+    seeds: tuple[int, ...] = opt((0, 1, 2), "paper: mean ± std over 3 runs (Tables 1 and 2)")
+    eval_every: int | None = opt(None, "steps between checkpoint-selection evaluations; None: once, at the last step")
+    eval_examples: int | None = opt(200, "per evaluation set (in-domain dev and every transfer set); 0: all")
+    select_examples: int | None = opt(None, "dev examples for checkpoint selection during training (None: eval_examples)")
+    ray: bool = opt(False, "run the trainings as Ray tasks")
+    address: str | None = opt(None, "Ray address (implies --ray); inside `ray job submit` RAY_ADDRESS is set")
+    cpus_per_run: float = opt(2.0, "logical CPUs each Ray training task reserves")
 
     def validate(self):
-        for name in ("train_examples", "eval_examples", "select_examples"):  # 0 on the command line: all
+        if self.train.train_examples == 0:  # 0 on the command line: all
+            self.train.train_examples = None
+        for name in ("eval_examples", "select_examples"):
             if getattr(self, name) == 0:
                 setattr(self, name, None)
-        if not self.seeds:
-            raise ValueError("--seeds needs at least one seed")
-        if self.steps < 1 or self.batch_size < 1:
-            raise ValueError("--steps and --batch-size must be positive")
-        if self.eval_examples is not None and self.eval_examples < 1:
-            raise ValueError("--eval-examples must be positive")
-        if self.cpus_per_run <= 0:
-            raise ValueError("--cpus-per-run must be positive")
+        checks = [
+            (bool(self.seeds), "--seeds needs at least one seed"),
+            (self.eval_examples is None or self.eval_examples >= 1, "--eval-examples must be positive"),
+            (self.cpus_per_run > 0, "--cpus-per-run must be positive"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+        validate_nested(self)  # self.train.validate(): --steps, --batch-size, --init, --prompt-lr, ...
         return self
 
     def to_dict(self) -> dict:
@@ -61,12 +85,13 @@ class JobConfig:
 class SquadMrqaConfig(JobConfig):
     """Table 1 (§5): train on SQuAD, zero-shot F1/EM on the MRQA 2019 out-of-domain dev sets."""
 
-    ood: tuple[str, ...] = MRQA_OOD
-    modes: tuple[str, ...] = ("model", "prompt")
-    model_lr: float = 1e-3              # §3/§5: model tuning baseline, Adafactor lr 1e-3
-    max_input_length: int = 384
-    max_new_tokens: int = 16
-    eval_examples: int | None = 100
+    train: TrainConfig = budget(max_input_length=384, helps={
+        "max_input_length": "input tokens kept per example: SQuAD-style contexts are long (longer inputs are cut)"})
+    ood: tuple[str, ...] = opt(MRQA_OOD, "MRQA 2019 out-of-domain dev sets to evaluate (Table 1 rows)")
+    modes: tuple[str, ...] = opt(("model", "prompt"), "which tunings to compare: prompt and/or model")
+    model_lr: float = opt(1e-3, "§3/§5: model tuning baseline, Adafactor lr 1e-3")
+    max_new_tokens: int = opt(16, "longest generated answer, in tokens")
+    eval_examples: int | None = opt(100, "per evaluation set (SQuAD dev and every MRQA set); 0: all")
 
     def validate(self):
         super().validate()
@@ -80,9 +105,9 @@ class SquadMrqaConfig(JobConfig):
 class ParaphraseConfig(JobConfig):
     """Table 2 (§5): QQP ↔ MRPC zero-shot transfer through the label map."""
 
-    directions: tuple[str, ...] = PARAPHRASE_DIRECTIONS
-    modes: tuple[str, ...] = ("model", "prompt")
-    model_lr: float = 1e-3
+    directions: tuple[str, ...] = opt(PARAPHRASE_DIRECTIONS, "TRAIN:EVAL pairs of qqp and mrpc (Table 2)")
+    modes: tuple[str, ...] = opt(("model", "prompt"), "which tunings to compare: prompt and/or model")
+    model_lr: float = opt(1e-3, "§3/§5: model tuning baseline, Adafactor lr 1e-3")
 
     def validate(self):
         super().validate()
@@ -98,18 +123,20 @@ class ParaphraseConfig(JobConfig):
 class EnsembleConfig(JobConfig):
     """Table 3 (§6): N prompts from one packed training run, single prompts vs their majority vote."""
 
-    tasks: tuple[str, ...] = ("mrpc",)
-    num_prompts: int = 5                 # paper: N = 5
-    seeds: tuple[int, ...] = (0,)        # prompts get seeds seed..seed+N-1 (one packed run)
-    eval_split: str = "validation"       # MRPC's test.tsv is labelled: "test" keeps selection and report apart
-    voting: str = "majority"
+    train: TrainConfig = budget(set_per_run=tuple(f for f in SET_PER_RUN if f != "num_prompts"), num_prompts=5,
+                                helps={"num_prompts": "N prompts per ensemble, trained packed in one run (paper: N = 5)"})
+    tasks: tuple[str, ...] = opt(("mrpc",), "tasks to train and ensemble (Table 3 rows)")
+    seeds: tuple[int, ...] = opt((0,), "one packed run per seed; its prompts get seeds seed..seed+N-1")
+    eval_split: str = opt("validation", 'split reported; MRPC\'s test.tsv is labelled: "test" keeps selection '
+                                        'and report apart')
+    voting: str = opt("majority", '"majority" (§6) or "mean_probability"')
 
     def validate(self):
         super().validate()
-        if self.num_prompts < 2:
+        if self.train.num_prompts < 2:
             raise ValueError("--num-prompts must be at least 2 for an ensemble")
-        if self.voting not in ("majority", "mean_probability"):
-            raise ValueError("--voting must be 'majority' or 'mean_probability'")
+        if self.voting not in VOTINGS:
+            raise ValueError(f"--voting must be one of {', '.join(VOTINGS)}, not {self.voting!r}")
         return self
 
 
@@ -117,11 +144,12 @@ class EnsembleConfig(JobConfig):
 class InterpretConfig(JobConfig):
     """§7: nearest vocabulary neighbours of learned prompt tokens; do class-label inits persist?"""
 
-    prompts: tuple[str, ...] = ()        # prompt files; none: train one (task, budget fields)
-    task: str = "mrpc"
-    top_k: int = 5
-    seeds: tuple[int, ...] = (0,)
-    untrained: bool = False              # with no prompt files: analyse the initial prompt (no training)
+    train: TrainConfig = budget(set_per_run=tuple(f for f in SET_PER_RUN if f != "task"),
+                                helps={"task": "task to train a prompt on when no --prompts are given"})
+    prompts: tuple[str, ...] = opt((), "prompt files to analyse; none: train one (--task, budget fields)")
+    top_k: int = opt(5, "nearest vocabulary neighbours listed per prompt token (§7)")
+    seeds: tuple[int, ...] = opt((0,), "one prompt trained (or initialised) per seed")
+    untrained: bool = opt(False, "with no prompt files: analyse the initial prompt (no training)")
 
     def validate(self):
         super().validate()
@@ -138,17 +166,17 @@ JOBS = {"squad-mrqa": SquadMrqaConfig, "paraphrase": ParaphraseConfig, "ensemble
 class StudyConfig(JobConfig):
     """What makes a prompt learn: learning curves per factor, with majority-class and model-tuning baselines."""
 
-    tasks: tuple[str, ...] = ("mrpc", "cb")
-    factors: tuple[str, ...] = ("optimizer", "length", "init", "precision")  # see transfer/study.py FACTORS
-    seeds: tuple[int, ...] = (0,)
-    steps: int = 600
-    eval_every: int | None = 150         # one point of each curve, on the whole dev set
-    train_examples: int | None = None    # whole training sets
-    eval_examples: int | None = None     # whole dev sets: every reported number is on the full dev set
-    eval_batch_size: int = 32
-    model_tuning: bool = True            # the model-tuning baseline curve, same budget
-    linear_probe: bool = True            # the frozen-feature linear-probe reference line
-    model_lr: float = 1e-3
+    train: TrainConfig = budget(steps=600, train_examples=None, eval_batch_size=32, helps={
+        "steps": "training steps per run", "train_examples": "first n training examples; None (0): whole training sets"})
+    tasks: tuple[str, ...] = opt(("mrpc", "cb"), "tasks studied, one figure (study-<task>.png) each")
+    factors: tuple[str, ...] = opt(("optimizer", "length", "init", "precision"),
+                                   "factors varied, one curve per setting (transfer/study.py FACTORS)")
+    seeds: tuple[int, ...] = opt((0,), "one run per seed and setting")
+    eval_every: int | None = opt(150, "one point of each curve, on the whole dev set")
+    eval_examples: int | None = opt(None, "None (0): whole dev sets, so every reported number is on the full dev set")
+    model_tuning: bool = opt(True, "the model-tuning baseline curve, same budget")
+    linear_probe: bool = opt(True, "the frozen-feature linear-probe reference line")
+    model_lr: float = opt(1e-3, "model-tuning baseline lr (§3: 1e-3)")
 
     def validate(self):
         from .study import FACTORS

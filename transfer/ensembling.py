@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from ensemble import EnsembleEngine, PromptBank
 from tuning.artifact import save_prompt
+from tuning.registry import PromptRegistry
 from tuning.tasks import get_task
 
 from .common import describe_lr, examples, run_training, skip, train_config, unavailable
@@ -62,24 +63,25 @@ def run(config: EnsembleConfig) -> dict:
     specs, missing = [], {}
     for name in config.tasks:
         task = get_task(name)
-        message = (unavailable(task.name, "train", config.data_dir, config.train_examples)
-                   or unavailable(task.name, config.eval_split, config.data_dir, config.eval_examples))
+        message = (unavailable(task.name, "train", config.train.data_dir, config.train.train_examples)
+                   or unavailable(task.name, config.eval_split, config.train.data_dir, config.eval_examples))
         if message:
             skip(message)
             missing[task.name] = message
             continue
         for seed in config.seeds:
-            train = train_config(config, task.name, "prompt", seed, num_prompts=config.num_prompts)
+            train = train_config(config, task.name, "prompt", seed)  # config.train packs --num-prompts
             specs.append({"train": train.to_dict(), "eval_split": config.eval_split,
                           "eval_examples": config.eval_examples, "voting": config.voting})
     start = time.time()
     results = run_all(ensemble_unit, specs, config,
                       lambda s: f"{s['train']['task']}: {s['train']['num_prompts']} packed prompts, seed {s['train']['seed']}")
+    prompts = PromptRegistry(results_dir / "prompts")  # servable as is: `--registry <results>/prompts`
     for r in results:
         for artifact, name in zip(r.pop("artifacts"), r["names"]):
-            save_prompt(artifact, results_dir / "prompts" / r["task"] / name)
+            save_prompt(artifact, prompts.path_for(r["task"], name))
 
-    table = Table(f"Prompt ensembling (Table 3 layout): {config.num_prompts} prompts, {config.voting} vote, "
+    table = Table(f"Prompt ensembling (Table 3 layout): {config.train.num_prompts} prompts, {config.voting} vote, "
                   f"{config.eval_split} split", ["Dataset", "Metric", "Average", "Best", "Ensemble"])
     rows, plot = [], {"groups": [], "avg": ([], []), "best": ([], []), "ens": ([], [])}
     for name in config.tasks:
@@ -115,8 +117,8 @@ def run(config: EnsembleConfig) -> dict:
             m, s = mean_std(vals)
             plot[key][0].append(m)
             plot[key][1].append(s if key == "avg" else 0.0)
-    table.notes = [f"model {config.model}; {config.steps} steps at batch {config.batch_size}, prompt length "
-                   f"{config.prompt_length}, init {config.init}, {describe_lr(config)}; "
+    table.notes = [f"model {config.train.model}; {config.train.steps} steps at batch {config.train.batch_size}, prompt length "
+                   f"{config.train.prompt_length}, init {config.train.init}, {describe_lr(config)}; "
                    f"{config.eval_examples or 'all'} {config.eval_split} examples; seeds {list(config.seeds)}; "
                    f"wall time {time.time() - start:.0f} s",
                    "Average: mean±std of the single prompts; Best: the best single prompt (by the task's "

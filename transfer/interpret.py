@@ -82,19 +82,19 @@ def run(config: InterpretConfig) -> dict:
     config.validate()
     results_dir = Path(config.results_dir or "results/interpret")
     start = time.time()
-    backbone = load_backbone(config.model)
+    backbone = load_backbone(config.train.model)
     named: list[tuple[str, PromptArtifact]] = []
     if config.prompts:
         named = [(Path(p).stem, load_prompt(p, backbone)) for p in config.prompts]
     elif config.untrained:
-        task = get_task(config.task)
+        task = get_task(config.train.task)
         for seed in config.seeds:
-            prompt = init_prompt(backbone, config.prompt_length, config.init, seed, task.init_words)
-            named.append((f"{task.name}-p{config.prompt_length}-{config.init}-s{seed}-untrained",
-                          PromptArtifact(prompt, task.name, backbone.name, backbone.fingerprint, config.init,
+            prompt = init_prompt(backbone, config.train.prompt_length, config.train.init, seed, task.init_words)
+            named.append((f"{task.name}-p{config.train.prompt_length}-{config.train.init}-s{seed}-untrained",
+                          PromptArtifact(prompt, task.name, backbone.name, backbone.fingerprint, config.train.init,
                                          task.verbalizers)))
     else:
-        specs = [{"train": train_config(config, config.task, "prompt", seed).to_dict()} for seed in config.seeds]
+        specs = [{"train": train_config(config, config.train.task, "prompt", seed).to_dict()} for seed in config.seeds]
         for r in run_all(interpret_unit, specs, config, lambda s: f"prompt tuning {s['train']['task']}, seed {s['train']['seed']}"):
             for a in r["artifacts"]:
                 named.append((f"{a.task}-p{a.length}-{a.init}-s{a.config.get('seed')}", a))

@@ -47,9 +47,9 @@ def run(config: ParaphraseConfig) -> dict:
     specs, missing = [], {}
     for direction in config.directions:
         source, target = direction.split(":")
-        no_train = (unavailable(source, "train", config.data_dir, config.train_examples)
-                    or unavailable(source, "validation", config.data_dir, config.select_examples or config.eval_examples))
-        no_eval = unavailable(target, "validation", config.data_dir, config.eval_examples)
+        no_train = (unavailable(source, "train", config.train.data_dir, config.train.train_examples)
+                    or unavailable(source, "validation", config.train.data_dir, config.select_examples or config.eval_examples))
+        no_eval = unavailable(target, "validation", config.train.data_dir, config.eval_examples)
         if no_train:
             skip(no_train)
             missing[direction] = no_train
@@ -88,8 +88,8 @@ def run(config: ParaphraseConfig) -> dict:
             rows.append(row)
             plot[mode][0].append(row["transfer_f1_mean"])
             plot[mode][1].append(row["transfer_f1_std"] if transfer else 0.0)
-    table.notes = [f"model {config.model}; {config.steps} steps at batch {config.batch_size}; prompt length "
-                   f"{config.prompt_length} ({config.init}, {describe_lr(config)}); model tuning lr {config.model_lr}; "
+    table.notes = [f"model {config.train.model}; {config.train.steps} steps at batch {config.train.batch_size}; prompt length "
+                   f"{config.train.prompt_length} ({config.train.init}, {describe_lr(config)}); model tuning lr {config.model_lr}; "
                    f"{config.eval_examples or 'all'} validation examples per set; seeds {list(config.seeds)}; "
                    f"wall time {time.time() - start:.0f} s",
                    "Accuracy/F1: zero-shot on the Eval task's validation split, predictions mapped with "

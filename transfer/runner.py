@@ -42,7 +42,7 @@ def _run_ray(fn: Unit, specs: Sequence[dict], config, describe) -> list[dict]:
     if not ray.is_initialized():
         # RAY_ADDRESS is set by `ray job submit`; else a new local instance ("local": never a stale
         # `ray start` cluster recorded in /tmp/ray, which hangs).
-        ray.init(address=config.address or os.environ.get("RAY_ADDRESS") or "local", log_to_driver=config.progress)
+        ray.init(address=config.address or os.environ.get("RAY_ADDRESS") or "local", log_to_driver=config.train.progress)
     remote = ray.remote(num_cpus=config.cpus_per_run)(fn)
     refs = {remote.remote({**spec, "progress": False}): i for i, spec in enumerate(specs)}
     print(f"submitted {len(refs)} Ray tasks ({config.cpus_per_run:g} CPUs each): "

@@ -47,14 +47,14 @@ def transfer_unit(spec: dict) -> dict:
 def run(config: SquadMrqaConfig) -> dict:
     config.validate()
     results_dir = Path(config.results_dir or "results/squad-mrqa")
-    message = (unavailable("squad", "train", config.data_dir, config.train_examples)
-               or unavailable("squad", "validation", config.data_dir, config.select_examples or config.eval_examples))
+    message = (unavailable("squad", "train", config.train.data_dir, config.train.train_examples)
+               or unavailable("squad", "validation", config.train.data_dir, config.select_examples or config.eval_examples))
     if message:
         raise ValueError(f"SQuAD is needed to train: {message}")
     missing = {}
     for name in config.ood:
         get_task(name)  # unknown names fail here, before any training
-        if (m := unavailable(name, "validation", config.data_dir, config.eval_examples)) is not None:
+        if (m := unavailable(name, "validation", config.train.data_dir, config.eval_examples)) is not None:
             skip(m)
             missing[name] = m
     ood = [n for n in config.ood if n not in missing]
@@ -96,10 +96,10 @@ def run(config: SquadMrqaConfig) -> dict:
             cells.append(f"{100 * delta:+.1f}")
         table.rows.append([SHOWN.get(name, name), DOMAINS.get(name, ""), *cells])
         rows.append(row)
-    table.notes = [f"model {config.model}; {config.steps} steps at batch {config.batch_size}; prompt length "
-                   f"{config.prompt_length} ({config.init}, {describe_lr(config)}); model tuning lr {config.model_lr} "
-                   f"(Adafactor); {config.train_examples} SQuAD train examples; {config.eval_examples or 'all'} examples per "
-                   f"eval set; max input {config.max_input_length} tokens; seeds {list(config.seeds)}; "
+    table.notes = [f"model {config.train.model}; {config.train.steps} steps at batch {config.train.batch_size}; prompt length "
+                   f"{config.train.prompt_length} ({config.train.init}, {describe_lr(config)}); model tuning lr {config.model_lr} "
+                   f"(Adafactor); {config.train.train_examples} SQuAD train examples; {config.eval_examples or 'all'} examples per "
+                   f"eval set; max input {config.train.max_input_length} tokens; seeds {list(config.seeds)}; "
                    f"wall time {time.time() - start:.0f} s",
                    "SQuAD row: in-domain dev (the checkpoint-selection set). Δ: prompt − model F1."]
     paths = write_report(results_dir, "squad_mrqa", table, rows, {"config": config.to_dict(), "results": results})

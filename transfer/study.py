@@ -89,15 +89,15 @@ def linear_probe_baseline(config: StudyConfig, task_name: str) -> dict | None:
     from tuning.backbone import load_backbone
 
     task = get_task(task_name)
-    train = examples(task_name, "train", config.data_dir, config.train_examples)
+    train = examples(task_name, "train", config.train.data_dir, config.train.train_examples)
     if task.kind != "classification" or len({e.label for e in train}) < 2:
         return None  # nothing to separate
-    backbone = load_backbone(config.model, dtype=getattr(torch, resolve_dtype(config.dtype)))
+    backbone = load_backbone(config.train.model, dtype=getattr(torch, resolve_dtype(config.train.dtype)))
     if backbone.is_encoder_decoder:
         return None
-    dev = examples(task_name, "validation", config.data_dir, config.eval_examples)
-    x_train = frozen_features(backbone, [e.input_text for e in train], config.max_input_length)
-    x_dev = frozen_features(backbone, [e.input_text for e in dev], config.max_input_length)
+    dev = examples(task_name, "validation", config.train.data_dir, config.eval_examples)
+    x_train = frozen_features(backbone, [e.input_text for e in train], config.train.max_input_length)
+    x_dev = frozen_features(backbone, [e.input_text for e in dev], config.train.max_input_length)
     mean, std = x_train.mean(0), x_train.std(0) + 1e-6
     probe = LogisticRegression(C=0.01, max_iter=2000).fit(((x_train - mean) / std).numpy(), [e.label for e in train])
     predicted = probe.predict(((x_dev - mean) / std).numpy())
@@ -128,7 +128,7 @@ def run(config: StudyConfig) -> dict:
     results_dir = Path(config.results_dir or "results/study")
     missing = {}
     for task in config.tasks:
-        message = unavailable(task, "train", config.data_dir) or unavailable(task, "validation", config.data_dir)
+        message = unavailable(task, "train", config.train.data_dir) or unavailable(task, "validation", config.train.data_dir)
         if message:
             skip(message)
             missing[task] = message
@@ -136,11 +136,11 @@ def run(config: StudyConfig) -> dict:
     arms, specs = plan(config)
     start = time.time()
     done = {r["key"]: r for r in run_all(study_unit, specs, config, _describe)}
-    baselines = {task: majority_baseline(task, config.data_dir, config.train_examples, config.eval_examples)
+    baselines = {task: majority_baseline(task, config.train.data_dir, config.train.train_examples, config.eval_examples)
                  for task in config.tasks}
     probes = {task: linear_probe_baseline(config, task) if config.linear_probe else None for task in config.tasks}
 
-    table = Table(f"Learning study: {config.steps} steps at batch {config.batch_size}, whole dev sets",
+    table = Table(f"Learning study: {config.train.steps} steps at batch {config.train.batch_size}, whole dev sets",
                   ["Task", "Factor", "Arm", "Optimiser, lr", "Best dev (step)", "Final dev", "Majority",
                    "Linear probe", "s"])
     rows = []
@@ -157,8 +157,8 @@ def run(config: StudyConfig) -> dict:
             rows.append({**{k: a[k] for k in ("task", "factor", "arm", "seed")}, "metric": metric,
                          "majority": majority[metric] if majority else None,
                          "linear_probe": probes[a["task"]][metric] if probes[a["task"]] else None, **point})
-    table.notes = [f"model {config.model}; lr and optimiser per arm (recipe: tuning/recipe.py); prompt length "
-                   f"{config.prompt_length}, init {config.init} unless the arm says otherwise; seeds {list(config.seeds)}; "
+    table.notes = [f"model {config.train.model}; lr and optimiser per arm (recipe: tuning/recipe.py); prompt length "
+                   f"{config.train.prompt_length}, init {config.train.init} unless the arm says otherwise; seeds {list(config.seeds)}; "
                    f"evaluation every {config.eval_every} steps on the whole dev set; wall time {time.time() - start:.0f} s",
                    "Majority: the most common training label answered for every dev example. Linear probe: "
                    "logistic regression on the frozen model's last-token state (no prompt), trained on the same "

@@ -5,46 +5,48 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 from .backbone import DEFAULT_MODEL
+from .fields import opt
 
 
 @dataclass
 class TrainConfig:
-    task: str = "mrpc"
-    model: str = DEFAULT_MODEL
-    data_dir: str | None = None
-    mode: str = "prompt"               # "prompt": only the soft prompt learns; "model": model tuning baseline
-    prompt_length: int = 100           # paper default (§3.2, Figure 3a)
-    init: str = "class_label"          # paper default (§3.2)
-    num_prompts: int = 1               # K prompts trained at once in one packed pass (seeds seed..seed+K-1)
-    recipe: str = "auto"               # "paper": §3's optimiser everywhere; "auto": paper for T5 and model
-                                       # tuning, embedding-scaled AdamW for decoder-only prompts (tuning/recipe.py)
-    optimizer: str | None = None       # "adafactor" (§3) or "adamw"; None: the recipe's
-    lr: float | None = None            # None: the recipe's (paper: 0.3 for prompts, 1e-3 for model tuning)
-    lr_per_embedding_rms: float | None = None  # lr = this × element RMS of the input embeddings (overrides lr)
-    weight_decay: float = 1e-5
-    decay_rate: float = 0.8            # Adafactor β2 decay
-    beta2: float | None = None         # AdamW second-moment decay; None: the recipe's (else 0.999)
-    scale_parameter: bool | None = None  # Adafactor parameter scaling; None: off for prompts (§3), on for model tuning
-    warmup_steps: int = 0              # Table 6: linear warmup from 0, off by default
-    decay_factor: float | None = None  # Table 6: multiply the lr by this every `steps_per_decay` steps
-    steps_per_decay: int | None = None
-    steps: int = 30000                 # paper: 30,000 steps, batch 32
-    batch_size: int = 32
-    grad_accum: int = 1                # micro-batches per step (batch_size is the effective batch)
-    eval_every: int = 100
-    patience: int | None = None        # evaluations without improvement before stopping early
-    train_examples: int | None = None  # take the first n training examples (None: all)
-    eval_examples: int | None = None
-    eval_batch_size: int = 32
-    max_input_length: int = 256
-    padding_side: str = "right"
-    bucket_by_length: bool = True      # batches of similar input length (less padding; same objective)
-    shared_prefix: bool = True         # causal LMs: compute the prompt's keys/values once per step
-    dtype: str = "auto"                # "auto": bfloat16 for prompts on bf16 hardware, else float32 (tuning/precision.py)
-    seed: int = 0                      # prompt k is initialised with seed + k
-    data_seed: int | None = None       # order of training batches (None: seed)
-    output_dir: str = "runs"
-    progress: bool = True
+    task: str = opt("mrpc", "task to train on (tuning/tasks), e.g. mrpc, rte, cb, boolq, squad")
+    model: str = opt(DEFAULT_MODEL, "frozen backbone: the default name, a Hugging Face id or a local directory")
+    data_dir: str | None = opt(None, "benchmark files; None: $PROMPT_TUNING_DATA, else ../shared/data")
+    mode: str = opt("prompt", '"prompt": only the soft prompt learns; "model": model tuning baseline')
+    prompt_length: int = opt(100, "soft prompt tokens (paper default, §3.2, Figure 3a)")
+    init: str = opt("class_label", "prompt initialisation (paper default class_label, §3.2)")
+    num_prompts: int = opt(1, "K prompts trained at once in one packed pass (seeds seed..seed+K-1)")
+    recipe: str = opt("auto", '"paper": §3\'s optimiser everywhere; "auto": paper for T5 and model tuning, '
+                              'embedding-scaled AdamW for decoder-only prompts (tuning/recipe.py)')
+    optimizer: str | None = opt(None, '"adafactor" (§3) or "adamw"; None: the recipe\'s')
+    lr: float | None = opt(None, "learning rate; None: the recipe's (paper: 0.3 for prompts, 1e-3 for model tuning)")
+    lr_per_embedding_rms: float | None = opt(None, "lr = this × element RMS of the input embeddings (overrides --lr)")
+    weight_decay: float = opt(1e-5, "optimiser weight decay (Appendix A)")
+    decay_rate: float = opt(0.8, "Adafactor β2 decay")
+    beta2: float | None = opt(None, "AdamW second-moment decay; None: the recipe's (else 0.999)")
+    scale_parameter: bool | None = opt(None, "Adafactor parameter scaling; None: off for prompts (§3), on for model tuning")
+    warmup_steps: int = opt(0, "Table 6: linear warmup from 0, off by default")
+    decay_factor: float | None = opt(None, "Table 6: multiply the lr by this every --steps-per-decay steps")
+    steps_per_decay: int | None = opt(None, "Table 6: steps between lr decays (set with --decay-factor)")
+    steps: int = opt(30000, "training steps (paper: 30,000 at batch 32)")
+    batch_size: int = opt(32, "effective training batch (paper: 32)")
+    grad_accum: int = opt(1, "micro-batches per step (--batch-size is the effective batch)")
+    workers: int = opt(1, "data-parallel Ray Train workers sharing each batch (tuning/distributed.py); 1: this process, no Ray")
+    eval_every: int = opt(100, "steps between dev evaluations (the best prompt is kept)")
+    patience: int | None = opt(None, "evaluations without improvement before stopping early (None: never)")
+    train_examples: int | None = opt(None, "take the first n training examples (None: all)")
+    eval_examples: int | None = opt(None, "take the first n dev examples (None: all)")
+    eval_batch_size: int = opt(32, "dev evaluation batch size")
+    max_input_length: int = opt(256, "input tokens kept per example (longer inputs are cut)")
+    padding_side: str = opt("right", '"left" or "right" padding of decoder-only inputs (T5 always pads right)')
+    bucket_by_length: bool = opt(True, "batches of similar input length (less padding; same objective)")
+    shared_prefix: bool = opt(True, "causal LMs: compute the prompt's keys/values once per step")
+    dtype: str = opt("auto", '"auto": bfloat16 for prompts on bf16 hardware, else float32 (tuning/precision.py)')
+    seed: int = opt(0, "prompt k is initialised with seed + k")
+    data_seed: int | None = opt(None, "order of training batches (None: --seed)")
+    output_dir: str = opt("runs", "prompts and history go to <output-dir>/<task>/")
+    progress: bool = opt(True, "show a progress bar")
 
     @property
     def learning_rate(self) -> float:
@@ -85,6 +87,8 @@ class TrainConfig:
             (self.num_prompts >= 1, "--num-prompts must be at least 1"),
             (self.steps >= 1 and self.batch_size >= 1 and self.eval_every >= 1, "--steps, --batch-size and --eval-every must be positive"),
             (self.grad_accum >= 1 and self.batch_size % self.grad_accum == 0, "--batch-size must be a multiple of --grad-accum"),
+            (self.workers >= 1 and self.batch_size % (self.grad_accum * self.workers) == 0,
+             "--batch-size must be a multiple of --grad-accum × --workers"),
             (self.padding_side in ("left", "right"), "--padding-side must be 'left' or 'right'"),
             (self.dtype in DTYPES, f"--dtype must be one of {', '.join(DTYPES)}, not {self.dtype!r}"),
             ((self.decay_factor is None) == (self.steps_per_decay is None), "--decay-factor and --steps-per-decay go together"),

@@ -6,7 +6,8 @@ from typing import Sequence
 
 import torch
 
-from .encoding import encode, encode_candidates
+from .encoding import input_ids
+from .inference import Row, answer_rows
 from .model import PromptedLM, Prompts
 
 
@@ -15,25 +16,18 @@ def predict(lm: PromptedLM, prompts: Prompts, task, inputs: Sequence[str], batch
             max_input_length: int = 256, max_new_tokens: int = 32) -> list[list[str]]:
     """Predictions of each of the N prompts for each input: a list of N lists of len(inputs) strings.
 
-    The N prompts share every batch: rows are the inputs replicated N times (paper §6).
+    The N prompts share every pass: rows are the inputs replicated N times (paper §6), at most
+    `batch_size` rows a pass; a causal LM reads each prompt as keys/values computed once (model tuning's
+    empty prompt runs the plain path).
     """
+    if isinstance(prompts, torch.Tensor) and prompts.shape[1] and not lm.backbone.is_encoder_decoder:
+        prompts = lm.prefix_kv(prompts.to(lm.backbone.device))
     n = prompts.n_prompts if hasattr(prompts, "n_prompts") else prompts.shape[0]
-    step = max(1, batch_size // n)
-    out: list[list[str]] = [[] for _ in range(n)]
-    for start in range(0, len(inputs), step):
-        chunk = list(inputs[start:start + step])
-        rows = chunk * n
-        index = torch.arange(n).repeat_interleave(len(chunk))
-        if task.kind == "classification":
-            batch = encode_candidates(lm.backbone, rows, [task.verbalizers] * len(rows), max_input_length)
-            best = lm.score(prompts, batch.to(lm.backbone.device), index.to(lm.backbone.device)).argmax(-1).tolist()
-            texts = [task.verbalizers[i] for i in best]
-        else:
-            batch = encode(lm.backbone, rows, None, max_input_length).to(lm.backbone.device)
-            texts = lm.decode(lm.generate(prompts, batch, index.to(lm.backbone.device), max_new_tokens))
-        for k in range(n):
-            out[k].extend(texts[k * len(chunk):(k + 1) * len(chunk)])
-    return out
+    labels = tuple(task.verbalizers) if task.kind == "classification" else None
+    ids = [input_ids(lm.backbone, text, max_input_length) for text in inputs]
+    rows = [Row(i, k, labels) for k in range(n) for i in ids]
+    answers = answer_rows(lm, prompts, rows, max_rows=batch_size, max_new_tokens=max_new_tokens)
+    return [[a.text for a in answers[k * len(ids):(k + 1) * len(ids)]] for k in range(n)]
 
 
 def evaluate(lm: PromptedLM, prompts: Prompts, task, examples, **kwargs) -> list[dict]:

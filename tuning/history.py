@@ -43,3 +43,42 @@ class HistoryWriter:
     def __exit__(self, *exc) -> None:
         self.close()
 
+
+
+def read_history(path: str | Path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def plot_history(path: str | Path, out: str | Path, metric: str, baselines: dict[str, float] | None = None,
+                 smooth: int = 50) -> Path:
+    """A run's curve as a picture: each packed prompt's dev `metric` per evaluation (left) and the
+    training loss, averaged over `smooth` steps (right); `baselines` (name -> value) as lines."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = read_history(path)
+    evals = [r for r in records if "dev" in r]
+    fig, (dev, loss) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for k in range(len(evals[0]["dev"]) if evals else 0):
+        dev.plot([r["step"] for r in evals], [100 * r["dev"][k][metric] for r in evals], marker="o", ms=3,
+                 label=f"prompt {k}")
+    for j, (name, value) in enumerate((baselines or {}).items()):
+        dev.axhline(100 * value, color=("grey", "brown", "black")[j % 3], ls=("--", "-.", ":")[j % 3], lw=1, label=name)
+    dev.set_xlabel("step")
+    dev.set_ylabel(f"dev {metric} (%)")
+    dev.legend(fontsize=7)
+    losses = [r["loss"] for r in records]
+    window = max(1, min(smooth, len(losses)))
+    averaged = [sum(losses[i - window:i]) / window for i in range(window, len(losses) + 1)]
+    loss.plot([r["step"] for r in records[window - 1:]], averaged)
+    loss.set_xlabel("step")
+    loss.set_ylabel(f"training loss (mean of {window} steps)")
+    loss.set_yscale("log")
+    fig.suptitle(Path(path).name.removesuffix(".history.jsonl"), fontsize=10)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

@@ -1,8 +1,12 @@
 """The training loop: prompt tuning (only the soft prompts learn) and model tuning (every weight does).
 
 K prompts can train at once: the batch is replicated across them in one forward and backward pass,
-the training-time twin of the paper's §6 ensemble. Each prompt is its own parameter, so Adafactor's
-statistics stay per prompt and the result equals K separate runs on the same batches.
+the training-time twin of the paper's §6 ensemble. Each prompt is its own parameter, so the
+optimiser's statistics stay per prompt and the result equals K separate runs on the same batches.
+
+`Trainer` holds a run's whole state (prompts or weights, optimiser, schedule, step, RNG, the batch
+sampler's position, the best checkpoint so far), so a run saved with `state_dict()` and restored
+with `load_state_dict()` continues exactly where it stopped: that is how a Tune trial resumes.
 """
 
 from __future__ import annotations
@@ -62,13 +66,14 @@ def batches(lengths: list[int], batch_size: int, seed: int, bucket: bool = True,
     rng = random.Random(seed)
     order: list[int] = []
     ready: list[list[int]] = []
+    take_n = batch_size * (pool if bucket else 1)
     while True:
         if not ready:
-            while len(order) < batch_size * (pool if bucket else 1):
+            while len(order) < take_n:
                 fresh = list(range(len(lengths)))
                 rng.shuffle(fresh)
                 order += fresh
-            take, order = order[:batch_size * (pool if bucket else 1)], order[batch_size * (pool if bucket else 1):]
+            take, order = order[:take_n], order[take_n:]
             if bucket:
                 take.sort(key=lambda i: lengths[i])
             ready = [take[i:i + batch_size] for i in range(0, len(take), batch_size)]
@@ -76,95 +81,208 @@ def batches(lengths: list[int], batch_size: int, seed: int, bucket: bool = True,
         yield ready.pop()
 
 
+def _world() -> tuple[int, int]:
+    """(rank, world size) of this process among data-parallel workers; (0, 1) without torch.distributed."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _all_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """`tensor` summed over the data-parallel workers, in place (itself in one process)."""
+    if _world()[1] > 1:
+        torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.SUM)
+    return tensor
+
+
+class BatchSampler:
+    """`batches` with a position: its state is how many batches were drawn, replayed from the seed."""
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int, bucket: bool = True):
+        self._args = (lengths, batch_size, seed, bucket)
+        self._batches = batches(*self._args)
+        self.drawn = 0
+
+    def __next__(self) -> list[int]:
+        self.drawn += 1
+        return next(self._batches)
+
+    def state_dict(self) -> dict:
+        return {"drawn": self.drawn}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._batches, self.drawn = batches(*self._args), 0
+        for _ in range(state["drawn"]):
+            next(self)
+
+
+class Trainer:
+    """One run: `step()` trains on one batch, `evaluate()` scores the dev set and keeps the best."""
+
+    def __init__(self, config: TrainConfig, backbone: Backbone | None = None, train_examples=None,
+                 dev_examples=None):
+        config.validate()
+        torch.manual_seed(config.seed)
+        task = get_task(config.task)
+        if train_examples is None:
+            train_examples = task.load("train", config.data_dir, limit=config.train_examples)
+        if dev_examples is None:
+            dev_examples = task.load("validation", config.data_dir, limit=config.eval_examples)
+        if not train_examples or not dev_examples:
+            raise ValueError(f"{config.task}: no training or evaluation examples (check --train-examples / --eval-examples)")
+        self.model_tuning = config.mode == "model"
+        if backbone is None:
+            dtype = resolve_dtype(config.dtype, "cpu", config.mode)
+            backbone = load_backbone(config.model, dtype=getattr(torch, dtype), trainable=self.model_tuning)
+        self.config = config = resolve(config, backbone)
+        self.task, self.backbone = task, backbone
+        self.train_examples, self.dev_examples = train_examples, dev_examples
+        use_fast_attention_for_training(backbone.model)
+        self.lm = PromptedLM(backbone)
+        k = config.num_prompts
+        if self.model_tuning:
+            self.prompts = [torch.zeros(0, backbone.embed_dim, device=backbone.device)]
+            params = list(backbone.model.parameters())
+            for p in params:
+                p.requires_grad_(True)
+            backbone.model.train()
+        else:
+            self.prompts = [torch.nn.Parameter(init_prompt(backbone, config.prompt_length, config.init, config.seed + i,
+                                                           task.init_words).to(backbone.device)) for i in range(k)]
+            params = self.prompts
+        self.optimizer = build_optimizer(params, config)
+        self.schedule = build_schedule(self.optimizer, config)
+        self.shared = config.shared_prefix and not backbone.is_encoder_decoder and not self.model_tuning
+        self.sampler = BatchSampler([len(e.input_text) for e in train_examples], config.batch_size,
+                                    config.seed if config.data_seed is None else config.data_seed,
+                                    config.bucket_by_length)
+        self.step_count, self.stale, self.seconds = 0, 0, 0.0
+        self.best = [{"step": 0, task.primary_metric: -math.inf} for _ in range(k)]
+        self.best_prompts = [p.detach().clone() for p in self.prompts]
+        self.best_weights: dict | None = None
+        self.history: list[dict] = []
+
+    def step(self) -> dict:
+        """One optimiser step on the next batch; returns its history record.
+
+        Under torch.distributed (Ray Train's data-parallel workers) each worker takes its share of the
+        same global batch and gradients and losses are summed across workers; the loss is normalised
+        by the global batch's target tokens, so W workers take exactly the step one process would.
+        """
+        config, k, t = self.config, len(self.prompts), time.time()
+        rank, world = _world()
+        ids = next(self.sampler)[rank::world]
+        micro = len(ids) // config.grad_accum
+        encoded = []
+        for m in range(config.grad_accum):
+            chunk = [self.train_examples[i] for i in ids[m * micro:(m + 1) * micro]]
+            encoded.append(encode(self.backbone, [e.input_text for e in chunk] * k, [e.target_text for e in chunk] * k,
+                                  config.max_input_length, config.padding_side).to(self.backbone.device))
+        tokens = _all_sum(sum(b.target_mask.sum() for b in encoded)) / k  # target tokens per prompt
+        self.optimizer.zero_grad(set_to_none=True)
+        total = 0.0
+        for batch in encoded:
+            index = torch.arange(k, device=self.backbone.device).repeat_interleave(len(batch.input_ids) // k)
+            stacked = torch.stack(self.prompts)
+            source = self.lm.prefix_kv(stacked) if self.shared else stacked
+            # Sum over prompts of each prompt's mean token loss: packed = K separate runs.
+            loss = -self.lm.target_logprobs(source, batch, index).sum() / tokens
+            loss.backward()
+            total += loss.item() / k
+        if world > 1:
+            for group in self.optimizer.param_groups:
+                for param in group["params"]:
+                    if param.grad is not None:
+                        _all_sum(param.grad)
+            total = float(_all_sum(torch.tensor(total, dtype=torch.float64)))
+        self.optimizer.step()
+        self.schedule.step()
+        self.step_count += 1
+        self.seconds += time.time() - t
+        return {"step": self.step_count, "loss": total, "lr": self.schedule.get_last_lr()[0], "seconds": self.seconds}
+
+    def evaluate(self) -> list[dict]:
+        """Dev metrics of each prompt now; a prompt that beats its best so far becomes its best."""
+        t, primary = time.time(), self.task.primary_metric
+        self.backbone.model.eval()
+        metrics = evaluate(self.lm, torch.stack(self.prompts).detach(), self.task, self.dev_examples,
+                           batch_size=self.config.eval_batch_size, max_input_length=self.config.max_input_length)
+        if self.model_tuning:
+            self.backbone.model.train()
+        improved = False
+        for i, m in enumerate(metrics):
+            if m[primary] > self.best[i][primary]:
+                self.best[i], self.best_prompts[i], improved = {**m, "step": self.step_count}, self.prompts[i].detach().clone(), True
+                if self.model_tuning:
+                    self.best_weights = {n: w.detach().clone() for n, w in self.backbone.model.state_dict().items()}
+        self.stale = 0 if improved else self.stale + 1
+        self.seconds += time.time() - t
+        return metrics
+
+    def fit(self, on_eval: EvalCallback | None = None, on_record: RecordCallback | None = None) -> TrainResult:
+        """Train from the current step to `config.steps`, evaluating every `eval_every` steps."""
+        config = self.config
+        bar = tqdm(range(self.step_count + 1, config.steps + 1), desc=f"{config.mode} tuning {config.task}",
+                   disable=not config.progress)
+        for step in bar:
+            record = self.step()
+            bar.set_postfix(loss=f"{record['loss']:.4f}")
+            evaluated = step % config.eval_every == 0 or step == config.steps
+            if evaluated:
+                record["dev"] = self.evaluate()
+                record["seconds"] = self.seconds
+                bar.set_postfix(loss=f"{record['loss']:.4f}", dev=f"{record['dev'][0][self.task.primary_metric]:.3f}")
+            self.history.append(record)
+            if on_record is not None:
+                on_record(record)
+            if evaluated and on_eval is not None:
+                on_eval(step, record["dev"], self.best_prompts, self.best)
+            if evaluated and config.patience is not None and self.stale >= config.patience:
+                break
+        bar.close()
+        return self.result()
+
+    def best_artifacts(self) -> list[PromptArtifact]:
+        """The best prompt of each packed run so far, as prompt files hold them."""
+        return TrainResult(self.best_prompts, self.best, backbone=self.backbone, config=self.config).artifacts()
+
+    def result(self) -> TrainResult:
+        """The best prompts so far; for model tuning the backbone is left holding its best weights, frozen."""
+        if self.model_tuning:
+            if self.best_weights is not None:
+                self.backbone.model.load_state_dict(self.best_weights)
+            freeze(self.backbone.model)
+        return TrainResult(self.best_prompts, self.best, self.history, self.seconds, self.backbone, self.config)
+
+    def state_dict(self) -> dict:
+        trained = ({"weights": self.backbone.model.state_dict(), "best_weights": self.best_weights}
+                   if self.model_tuning else {"prompts": [p.detach() for p in self.prompts]})
+        return {**trained, "step": self.step_count, "optimizer": self.optimizer.state_dict(),
+                "schedule": self.schedule.state_dict(), "sampler": self.sampler.state_dict(),
+                "rng": torch.get_rng_state(), "best": self.best, "best_prompts": self.best_prompts,
+                "stale": self.stale, "seconds": self.seconds, "history": self.history}
+
+    def load_state_dict(self, state: dict) -> None:
+        with torch.no_grad():
+            if self.model_tuning:
+                self.backbone.model.load_state_dict(state["weights"])
+                self.best_weights = state["best_weights"]
+            else:
+                if [tuple(p.shape) for p in state["prompts"]] != [tuple(p.shape) for p in self.prompts]:
+                    raise ValueError("saved training state has other prompt shapes than this run's config")
+                for p, saved in zip(self.prompts, state["prompts"]):
+                    p.copy_(saved)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.sampler.load_state_dict(state["sampler"])
+        torch.set_rng_state(state["rng"])
+        self.step_count, self.stale, self.seconds = state["step"], state["stale"], state["seconds"]
+        self.best, self.best_prompts = list(state["best"]), list(state["best_prompts"])
+        self.history = list(state["history"])
+
+
 def train(config: TrainConfig, backbone: Backbone | None = None, on_eval: EvalCallback | None = None,
           train_examples=None, dev_examples=None, on_record: RecordCallback | None = None) -> TrainResult:
-    config.validate()
-    torch.manual_seed(config.seed)
-    task = get_task(config.task)
-    if train_examples is None:
-        train_examples = task.load("train", config.data_dir, limit=config.train_examples)
-    if dev_examples is None:
-        dev_examples = task.load("validation", config.data_dir, limit=config.eval_examples)
-    if not train_examples or not dev_examples:
-        raise ValueError(f"{config.task}: no training or evaluation examples (check --train-examples / --eval-examples)")
-    model_tuning = config.mode == "model"
-    if backbone is None:
-        dtype = resolve_dtype(config.dtype, "cpu", config.mode)
-        backbone = load_backbone(config.model, dtype=getattr(torch, dtype), trainable=model_tuning)
-    config = resolve(config, backbone)
-    use_fast_attention_for_training(backbone.model)
-    lm = PromptedLM(backbone)
-    k = config.num_prompts
-
-    if model_tuning:
-        prompts = [torch.zeros(0, backbone.embed_dim, device=backbone.device)]
-        params = [p for p in backbone.model.parameters()]
-        for p in params:
-            p.requires_grad_(True)
-        backbone.model.train()
-    else:
-        prompts = [torch.nn.Parameter(init_prompt(backbone, config.prompt_length, config.init, config.seed + i,
-                                                  task.init_words).to(backbone.device)) for i in range(k)]
-        params = prompts
-    optimizer = build_optimizer(params, config)
-    schedule = build_schedule(optimizer, config)
-    shared = config.shared_prefix and not backbone.is_encoder_decoder and not model_tuning
-    micro = config.batch_size // config.grad_accum
-
-    best = [{"step": 0, task.primary_metric: -math.inf} for _ in range(k)]
-    best_prompts = [p.detach().clone() for p in prompts]
-    history: list[dict] = []
-    stale, start = 0, time.time()
-    lengths = [len(e.input_text) for e in train_examples]
-    sampler = batches(lengths, config.batch_size, config.seed if config.data_seed is None else config.data_seed,
-                      config.bucket_by_length)
-    bar = tqdm(range(1, config.steps + 1), desc=f"{config.mode} tuning {config.task}", disable=not config.progress)
-    for step in bar:
-        ids = next(sampler)
-        optimizer.zero_grad(set_to_none=True)
-        total = 0.0
-        for m in range(config.grad_accum):
-            chunk = [train_examples[i] for i in ids[m * micro:(m + 1) * micro]]
-            batch = encode(backbone, [e.input_text for e in chunk] * k, [e.target_text for e in chunk] * k,
-                           config.max_input_length, config.padding_side).to(backbone.device)
-            index = torch.arange(k, device=backbone.device).repeat_interleave(len(chunk))
-            stacked = torch.stack(prompts)
-            source = lm.prefix_kv(stacked) if shared else stacked
-            # Sum over prompts of each prompt's mean token loss: packed = K separate runs.
-            loss = -lm.target_logprobs(source, batch, index).sum() / (batch.target_mask.sum() / k)
-            (loss / config.grad_accum).backward()
-            total += loss.item() / config.grad_accum / k
-        optimizer.step()
-        schedule.step()
-        bar.set_postfix(loss=f"{total:.4f}")
-        record = {"step": step, "loss": total, "lr": schedule.get_last_lr()[0], "seconds": time.time() - start}
-
-        stop = False
-        if step % config.eval_every == 0 or step == config.steps:
-            backbone.model.eval()
-            metrics = evaluate(lm, torch.stack(prompts).detach(), task, dev_examples,
-                               batch_size=config.eval_batch_size, max_input_length=config.max_input_length)
-            if model_tuning:
-                backbone.model.train()
-            improved = False
-            for i, mtr in enumerate(metrics):
-                if mtr[task.primary_metric] > best[i][task.primary_metric]:
-                    best[i], best_prompts[i], improved = {**mtr, "step": step}, prompts[i].detach().clone(), True
-                    if model_tuning:
-                        best_weights = {n: t.detach().clone() for n, t in backbone.model.state_dict().items()}
-            stale = 0 if improved else stale + 1
-            record["dev"] = metrics
-            bar.set_postfix(loss=f"{total:.4f}", dev=f"{metrics[0][task.primary_metric]:.3f}")
-            if on_eval is not None:
-                on_eval(step, metrics, best_prompts, best)
-            stop = config.patience is not None and stale >= config.patience
-        history.append(record)
-        if on_record is not None:
-            on_record(record)
-        if stop:
-            break
-    bar.close()
-    if model_tuning:
-        backbone.model.load_state_dict(best_weights)
-        freeze(backbone.model)
-    return TrainResult(best_prompts, best, history, time.time() - start, backbone, config)
+    """Train `config` from scratch to the end (see `Trainer` to step, save or resume a run)."""
+    return Trainer(config, backbone, train_examples, dev_examples).fit(on_eval, on_record)

@@ -10,9 +10,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tuning.cli import add_config_args, config_from_args
+from tuning.cli import HelpFormatter, add_config_args, config_from_args, run_command
 
 from .config import SweepConfig
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tuning.sweep", description=__doc__,
@@ -21,31 +22,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    from tuning.artifact import PromptFileError
-    from tuning.backbone import BackboneError
-    from tuning.tasks import DatasetUnavailable
+def build_report_parser() -> argparse.ArgumentParser:
+    report = argparse.ArgumentParser(prog="python -m tuning.sweep report", formatter_class=HelpFormatter,
+                                     description="write <experiment dir>/report.html from Tune's result files")
+    report.add_argument("experiment_dir", help="<storage>/<name> of a sweep")
+    return report
 
-    argv = sys.argv[1:] if argv is None else argv
-    try:
-        if argv and argv[0] == "report":
-            report = argparse.ArgumentParser(prog="python -m tuning.sweep report",
-                                             description="write <experiment dir>/report.html from Tune's result files")
-            report.add_argument("experiment_dir")
-            args = report.parse_args(argv[1:])
-            from .report import write_report
-            print(f"report: {write_report(args.experiment_dir)}")
-            return 0
-        args = build_parser().parse_args(argv)
-        config = config_from_args(args, SweepConfig).validate()
-        from .job import run_sweep
-        outcome = run_sweep(config)
-    except (ValueError, PromptFileError, BackboneError, DatasetUnavailable, KeyError) as e:
-        message = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"error: {message}", file=sys.stderr)
-        return 2
+
+def _report(args) -> int:
+    from .report import write_report
+    print(f"report: {write_report(args.experiment_dir)}")
+    return 0
+
+
+def _sweep(args) -> int:
+    config = config_from_args(args, SweepConfig).validate()
+    from .job import run_sweep
+    outcome = run_sweep(config)
     missing = [t for t in config.task_list if t not in outcome.registered] if config.register else []
     return 1 if missing else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "report":
+        args = build_report_parser().parse_args(argv[1:])
+        return run_command(lambda: _report(args))
+    args = build_parser().parse_args(argv)
+    return run_command(lambda: _sweep(args))
 
 
 if __name__ == "__main__":

@@ -7,10 +7,9 @@ Layout: `<storage>/<name>/<task>/<trial>/` (Tune's results, checkpoints, TensorB
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import torch
 
 from tuning import ray_env
 from tuning.backbone import load_backbone
@@ -20,7 +19,7 @@ from tuning.tasks import get_task
 from . import space
 from .config import SweepConfig
 from .registry import candidates_from_results, register, select
-from .trainable import train_prompts
+from .trainable import FaultHooks, train_prompts
 
 
 @dataclass
@@ -31,15 +30,16 @@ class SweepOutcome:
     report: Path | None = None
 
 
-def base_train_config(config: SweepConfig, task: str) -> dict:
-    """The TrainConfig fields every trial of `task` shares (the trial's hyperparameters override them)."""
-    base = TrainConfig(task=task, model=config.model, data_dir=config.resolved_data_dir(),
-                       num_prompts=config.num_prompts, eval_every=space.eval_every(config),
-                       recipe=config.recipe, dtype=config.dtype,
-                       train_examples=config.train_examples, eval_examples=config.eval_examples,
-                       eval_batch_size=config.eval_batch_size, max_input_length=config.max_input_length,
-                       progress=False).to_dict()
-    return {**base, "threads": max(1, round(config.cpus_per_trial))}
+def base_train_config(config: SweepConfig, task: str) -> TrainConfig:
+    """The sweep's train config for `task`'s trials; each trial replaces its hyperparameters and seed
+    (space.py `overrides`)."""
+    return replace(config.train, task=task, data_dir=config.resolved_data_dir(), eval_every=space.eval_every(config),
+                   progress=False)
+
+
+def trial_threads(config: SweepConfig) -> int:
+    """Torch threads of each trial: its logical CPUs, rounded (at least 1)."""
+    return max(1, round(config.cpus_per_trial))
 
 
 def _check_data(config: SweepConfig) -> None:
@@ -50,7 +50,7 @@ def _check_data(config: SweepConfig) -> None:
         t.load("validation", config.resolved_data_dir(), limit=1)
 
 
-def _tuner(config: SweepConfig, task: str, trainable, test_hooks: dict | None):
+def _tuner(config: SweepConfig, task: str, trainable):
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search import BasicVariantGenerator
@@ -63,7 +63,9 @@ def _tuner(config: SweepConfig, task: str, trainable, test_hooks: dict | None):
     scheduler = (ASHAScheduler(time_attr="step", max_t=space.max_steps(config), grace_period=every,
                                reduction_factor=config.reduction_factor)
                  if config.early_stop else FIFOScheduler())
-    param_space = {**space.param_space(config), "base": base_train_config(config, task), **(test_hooks or {})}
+    # Each trial's config: its hyperparameters and seed, and the train config they replace fields of
+    # (kept in the trial's params.json, so the experiment records what every trial started from).
+    param_space = {**space.param_space(config), "train": base_train_config(config, task).to_dict()}
     return tune.Tuner(
         trainable,
         param_space=param_space,
@@ -99,26 +101,31 @@ def init_ray(config: SweepConfig):
 
 
 def run_sweep(config: SweepConfig, test_hooks: dict | None = None) -> SweepOutcome:
-    """Train, register and report every task of `config` (Ray must be initialised, or is started here)."""
+    """Train, register and report every task of `config` (Ray must be initialised, or is started here).
+
+    `test_hooks`: fault injection for the retry/resume tests, the fields of `trainable.FaultHooks`
+    (`{"fault_file": ..., "fault_step": ..., "fault_kill": ...}`)."""
     from ray import tune
 
     from .report import write_report
 
     config.validate()
+    # What a trial runs with but is no hyperparameter: passed beside its config (tune.with_parameters), not in it.
+    extra = {"threads": trial_threads(config), **({"hooks": FaultHooks(**test_hooks)} if test_hooks else {})}
     _check_data(config)
     init_ray(config)
     config.experiment_dir.mkdir(parents=True, exist_ok=True)
-    backbone = load_backbone(config.model)
+    backbone = load_backbone(config.train.model)
     if config.shared_checkpoint:
         from .shared_weights import share
-        trainable = tune.with_parameters(train_prompts, shared=share(backbone))
+        trainable = tune.with_parameters(train_prompts, shared=share(backbone), **extra)
     else:
-        trainable = tune.with_parameters(train_prompts, module=backbone)
+        trainable = tune.with_parameters(train_prompts, module=backbone, **extra)
     resources = {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial}
     trainable = tune.with_resources(trainable, resources)
     outcome = SweepOutcome(config.experiment_dir)
     for task in config.task_list:
-        grid = _tuner(config, task, trainable, test_hooks).fit()
+        grid = _tuner(config, task, trainable).fit()
         outcome.results[task] = grid
         errors = [r.error for r in grid if r.error is not None]
         if errors:

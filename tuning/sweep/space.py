@@ -1,84 +1,108 @@
-"""Search spaces: the paper's Table 6 (Appendix A) and the fixed paper defaults over N seeds (§3)."""
+"""Search spaces over `TrainConfig` fields: the paper's Table 6 (Appendix A) and the fixed paper
+defaults over N seeds (§3).
+
+A space maps TrainConfig field names to a value or a Tune domain. Each trial trains
+`dataclasses.replace(<the sweep's train config>, **overrides(<its resolved space>))`; no other form of
+a hyperparameter exists between the command line and the optimiser. Adding a hyperparameter to the
+search is one entry in `TABLE_6` (plus `SCALED` when it counts steps): the paper space samples it,
+seeds mode keeps the sweep's train config value, the sweep's `train` flags leave it out (the space sets
+it per trial), the trial's `overrides` pass it on and the report plots it.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 
 from tuning.prompts import INITS
 
-from .config import SweepConfig
+if TYPE_CHECKING:
+    from .config import SweepConfig
 
-# Table 6 (values as printed in the paper; "off" = not used).
-PAPER_LR = (1e-3, 0.5)                          # log-uniform
-PAPER_BATCH_SIZES = (32, 64, 126, 256, 512)
-PAPER_STEPS = (10000, 20000, 30000)
-PAPER_WARMUP = ("off", 2000, 3000)
-PAPER_DECAY_FACTOR = ("off", 0.1, 0.5)
-PAPER_STEPS_PER_DECAY = ("off", 4000, 6000, 8000)
-PAPER_SCALE_PARAMETER = (True, False)
-PROMPT_LENGTHS = (1, 5, 20, 100, 150)           # §3.2, Figure 3(a)
-# §3 defaults used for every seed in "seeds" mode; lr and scaling come from the run's recipe unless
-# --recipe paper (tuning/recipe.py: the paper's values for T5, embedding-scaled for decoder-only LMs).
-PAPER_DEFAULTS = {"lr": 0.3, "batch_size": 32, "steps": 30000, "warmup_steps": "off", "decay_factor": "off",
-                  "steps_per_decay": "off", "scale_parameter": False, "prompt_length": 100, "init": "class_label"}
-HYPERPARAMETERS = tuple(PAPER_DEFAULTS)         # the keys each trial's config carries
+# Table 6, keyed by TrainConfig field. The table's "off" is written as the field's own off value:
+# no warmup (0 steps), no lr decay (None; the decay needs both halves, see `overrides`).
+TABLE_6 = {
+    "lr": (1e-3, 0.5),                           # log-uniform between these (LOG_UNIFORM)
+    "batch_size": (32, 64, 126, 256, 512),
+    "steps": (10000, 20000, 30000),
+    "warmup_steps": (0, 2000, 3000),
+    "decay_factor": (None, 0.1, 0.5),
+    "steps_per_decay": (None, 4000, 6000, 8000),
+    "scale_parameter": (True, False),
+    "prompt_length": (1, 5, 20, 100, 150),       # §3.2, Figure 3(a)
+    "init": INITS,
+}
+LOG_UNIFORM = ("lr",)                                               # the others: one of their values
+SCALED = ("batch_size", "steps", "warmup_steps", "steps_per_decay")  # step counts and batch sizes: / --scale
+HYPERPARAMETERS = tuple(TABLE_6)  # the TrainConfig fields a trial's space sets (with "seed"); the report plots them
 
 
 def scaled(value, scale: int):
-    """A step count or batch size divided by --scale (never below 1); "off" stays off."""
-    return value if value == "off" else max(1, int(value) // scale)
+    """A step count or batch size divided by --scale (never below 1); off (0 or None) stays off."""
+    return value if not value else max(1, int(value) // scale)
 
 
 def batch_size_choices(config: SweepConfig) -> list[int]:
     if config.batch_sizes:
         return [int(s) for s in config.batch_sizes.split(",")]
-    return sorted({scaled(b, config.scale) for b in PAPER_BATCH_SIZES})
+    return sorted({scaled(b, config.scale) for b in TABLE_6["batch_size"]})
+
+
+def pinned(config: SweepConfig) -> dict:
+    """The hyperparameters the command line fixes: --prompt-length and --init in both modes; --steps,
+    --batch-size and --lr in seeds mode (None: left to the space)."""
+    pins = {"prompt_length": config.prompt_length, "init": config.init}
+    if config.search == "seeds":
+        pins.update(steps=config.steps, batch_size=config.batch_size, lr=config.lr)
+    return {name: value for name, value in pins.items() if value is not None}
+
+
+def seeds_values(config: SweepConfig) -> dict:
+    """Seeds mode's hyperparameters: the sweep's train config (TrainConfig's defaults are §3's: batch 32,
+    30k steps, length 100, class-label init, no warmup or decay; lr and Adafactor scaling None, so the
+    run's recipe decides, see tuning/recipe.py), step counts and batch size divided by --scale, then the pins."""
+    values = {name: getattr(config.train, name) for name in HYPERPARAMETERS}
+    values.update({name: scaled(values[name], config.scale) for name in SCALED})
+    return {**values, **pinned(config)}
 
 
 def max_steps(config: SweepConfig) -> int:
     if config.search == "seeds":
-        return config.steps or scaled(PAPER_DEFAULTS["steps"], config.scale)
-    return max(scaled(s, config.scale) for s in PAPER_STEPS)
+        return seeds_values(config)["steps"]
+    return max(scaled(s, config.scale) for s in TABLE_6["steps"])
 
 
 def eval_every(config: SweepConfig) -> int:
-    return scaled(config.eval_every, config.scale)
+    """--eval-every is in paper steps: divided by --scale like the other step counts."""
+    return scaled(config.train.eval_every, config.scale)
 
 
 def param_space(config: SweepConfig) -> dict:
-    """The hyperparameters of each trial; seeds of packed prompts are seed, seed+1, ..., seed+K-1."""
+    """TrainConfig field -> value or Tune domain, per trial; seeds of packed prompts are seed, seed+1, ..., seed+K-1."""
     from ray import tune  # here, so that the report (which reads HYPERPARAMETERS) runs without Ray
 
-    k, s = config.num_prompts, config.scale
+    k = config.train.num_prompts
     if config.search == "seeds":
-        fixed = {**PAPER_DEFAULTS, "lr": config.lr, "scale_parameter": None, "steps": max_steps(config),
-                 "batch_size": config.batch_size or scaled(PAPER_DEFAULTS["batch_size"], s),
-                 "prompt_length": config.prompt_length or PAPER_DEFAULTS["prompt_length"],
-                 "init": config.init or PAPER_DEFAULTS["init"]}
-        return {**fixed, "seed": tune.grid_search([config.seed + i * k for i in range(config.trials)])}
-    return {
-        "lr": tune.loguniform(*PAPER_LR),
-        "batch_size": tune.choice(batch_size_choices(config)),
-        "steps": tune.choice([scaled(v, s) for v in PAPER_STEPS]),
-        "warmup_steps": tune.choice([scaled(v, s) for v in PAPER_WARMUP]),
-        "decay_factor": tune.choice(list(PAPER_DECAY_FACTOR)),
-        "steps_per_decay": tune.choice([scaled(v, s) for v in PAPER_STEPS_PER_DECAY]),
-        "scale_parameter": tune.choice(list(PAPER_SCALE_PARAMETER)),
-        "prompt_length": tune.choice(list(PROMPT_LENGTHS)) if config.prompt_length is None else config.prompt_length,
-        "init": tune.choice(list(INITS)) if config.init is None else config.init,
-        "seed": tune.randint(0, 1_000_000),           # reproducible via the search algorithm's random_state
-    }
+        return {**seeds_values(config), "seed": tune.grid_search([config.seed + i * k for i in range(config.trials)])}
+    space = {}
+    for name, values in TABLE_6.items():  # in this order: the search's random state draws them in turn
+        if name in LOG_UNIFORM:
+            space[name] = tune.loguniform(*values)
+        elif name == "batch_size":
+            space[name] = tune.choice(batch_size_choices(config))
+        else:
+            space[name] = tune.choice([scaled(v, config.scale) if name in SCALED else v for v in values])
+    return {**space, **pinned(config), "seed": tune.randint(0, 1_000_000)}  # reproducible: the search's random_state
 
 
 def num_samples(config: SweepConfig) -> int:
     return 1 if config.search == "seeds" else config.trials
 
 
-def train_overrides(hp: dict) -> dict:
-    """TrainConfig fields from one trial's hyperparameters ("off" -> disabled; decay needs both halves)."""
-    decay = hp["decay_factor"] != "off" and hp["steps_per_decay"] != "off"
-    return {"lr": None if hp["lr"] is None else float(hp["lr"]), "batch_size": int(hp["batch_size"]), "steps": int(hp["steps"]),
-            "warmup_steps": 0 if hp["warmup_steps"] == "off" else int(hp["warmup_steps"]),
-            "decay_factor": float(hp["decay_factor"]) if decay else None,
-            "steps_per_decay": int(hp["steps_per_decay"]) if decay else None,
-            "scale_parameter": None if hp["scale_parameter"] is None else bool(hp["scale_parameter"]), "prompt_length": int(hp["prompt_length"]),
-            "init": hp["init"], "seed": int(hp["seed"])}
+def overrides(trial: dict) -> dict:
+    """The TrainConfig fields one trial's resolved space sets (its hyperparameters and seed), for
+    `dataclasses.replace`. Table 6 samples the lr decay's two halves independently: the decay is on only
+    when both are (TrainConfig takes both or neither)."""
+    out = {name: trial[name] for name in (*HYPERPARAMETERS, "seed") if name in trial}
+    if out.get("decay_factor") is None or out.get("steps_per_decay") is None:
+        out.update(decay_factor=None, steps_per_decay=None)
+    return out
