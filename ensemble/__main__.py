@@ -18,7 +18,7 @@ from .vote import VOTINGS
 
 
 def evaluate(registry: str, tasks: list[str] | None, model: str, examples: int | None, batch_size: int,
-             voting: str, data_dir: str | None) -> str:
+             voting: str, data_dir: str | None, split: str = "validation") -> str:
     from tuning.backbone import load_backbone
 
     from .bank import PromptBank
@@ -34,7 +34,7 @@ def evaluate(registry: str, tasks: list[str] | None, model: str, examples: int |
         if name not in bank.tasks:
             raise ValueError(f"no prompts for task {name!r} in {registry}; registered: {', '.join(sorted(bank.tasks))}")
         tp = bank.tasks[name]
-        dev = tp.task.load("validation", data_dir, limit=examples)
+        dev = tp.task.load(split, data_dir, limit=examples)
         preds = []
         for i in tqdm(range(0, len(dev), batch_size), desc=f"ensemble {name}", file=sys.stderr):
             preds += engine.predict([(name, e.input_text) for e in dev[i:i + batch_size]], voting=voting)
@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--batch-size", type=int, default=8, help="dev examples per batched pass (each runs on all N prompts)")
     ev.add_argument("--voting", default="majority", choices=VOTINGS,
                     help="how the N prompts' answers combine (§6: majority)")
+    ev.add_argument("--split", default="validation", help="split to score; it must be labelled (GLUE's and SuperGLUE's "
+                                                          "test splits are not: scoring them is refused)")
     ev.add_argument("--data-dir", default=None, help="benchmark files; None: $PROMPT_TUNING_DATA, else ../shared/data")
     return parser
 
@@ -73,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     return run_command(lambda: print(evaluate(args.registry, args.task, args.model, args.examples, args.batch_size,
-                                              args.voting, args.data_dir)))
+                                              args.voting, args.data_dir, args.split)))
 
 
 if __name__ == "__main__":

@@ -127,8 +127,8 @@ class EnsembleConfig(JobConfig):
                                 helps={"num_prompts": "N prompts per ensemble, trained packed in one run (paper: N = 5)"})
     tasks: tuple[str, ...] = opt(("mrpc",), "tasks to train and ensemble (Table 3 rows)")
     seeds: tuple[int, ...] = opt((0,), "one packed run per seed; its prompts get seeds seed..seed+N-1")
-    eval_split: str = opt("validation", 'split reported; MRPC\'s test.tsv is labelled: "test" keeps selection '
-                                        'and report apart')
+    eval_split: str = opt("validation", "split reported; it must be labelled (GLUE's and SuperGLUE's test "
+                                        "splits are not: scoring them is refused)")
     voting: str = opt("majority", '"majority" (§6) or "mean_probability"')
 
     def validate(self):
