@@ -22,6 +22,19 @@ def prompt_file(k: int) -> str:
     return f"prompt_{k}.safetensors"
 
 
+def evaluation_report(step: int, metrics: list[dict], best: list[dict], primary: str, final: bool) -> dict:
+    """What an evaluation reports (Tune and Ray Train alike): per packed prompt k, `prompt_k/<metric>`
+    (now), `prompt_k/best_score` and `prompt_k/best_step`; `score` (the best current primary metric
+    across the K prompts: what ASHA compares) and `best_score` (the best so far across them)."""
+    report = {"step": step, "score": max(m[primary] for m in metrics),
+              "best_score": max(b[primary] for b in best), "finished": final}
+    for k, (m, b) in enumerate(zip(metrics, best)):
+        report.update({f"prompt_{k}/{name}": value for name, value in m.items()})
+        report[f"prompt_{k}/best_score"] = b[primary]
+        report[f"prompt_{k}/best_step"] = b["step"]
+    return report
+
+
 def write_checkpoint(directory: str | Path, trainer, report: dict, finished: bool) -> None:
     """Write `trainer`'s best prompts, its state and `report` into `directory` (which exists)."""
     directory = Path(directory)

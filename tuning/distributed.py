@@ -19,7 +19,7 @@ import torch
 
 from . import ray_env
 from .artifact import PromptArtifact
-from .checkpoint import load_checkpoint_prompts, read_state, read_trainer_state, write_checkpoint
+from .checkpoint import evaluation_report, load_checkpoint_prompts, read_state, read_trainer_state, write_checkpoint
 from .config import TrainConfig
 
 
@@ -50,14 +50,15 @@ def _worker_loop(loop_config: dict) -> None:
             trainer.load_state_dict(read_trainer_state(d))
     rank = ray.train.get_context().get_world_rank()
 
-    def on_eval(step: int, metrics: list[dict], *_) -> None:
-        report = {"step": step, **{f"prompt_{k}/{name}": v for k, m in enumerate(metrics) for name, v in m.items()}}
+    def on_eval(step: int, metrics: list[dict], best_prompts, best: list[dict]) -> None:
+        final = step == trainer.config.steps
+        report = evaluation_report(step, metrics, best, trainer.task.primary_metric, final)
         if rank != 0:  # every worker reports (a collective); rank 0's copy of the state is the checkpoint
             ray.train.report(report)
             return
-        print(f"step {step}: " + ", ".join(f"{k}={v:.4f}" for k, v in report.items() if k != "step"), flush=True)
+        print(f"step {step}: score={report['score']:.4f} best_score={report['best_score']:.4f}", flush=True)
         with tempfile.TemporaryDirectory(prefix="prompt-ckpt-") as d:
-            write_checkpoint(d, trainer, report, finished=step == trainer.config.steps)
+            write_checkpoint(d, trainer, report, final)
             ray.train.report(report, checkpoint=ray.train.Checkpoint.from_directory(d))
 
     trainer.fit(on_eval=on_eval)

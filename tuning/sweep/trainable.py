@@ -1,9 +1,7 @@
 """The Tune trainable: a thin layer over `tuning.train.Trainer` that reports and checkpoints each evaluation.
 
-Each evaluation reports, per packed prompt k, `prompt_k/<metric>` (current dev metrics) and
-`prompt_k/best_score` (best primary metric so far), plus `score` (best current primary metric across
-the K prompts: what ASHA compares at each rung) and `best_score` (best so far across them). The
-checkpoint holds the best prompt of each k as a prompt artifact, so registration never retrains,
+Each evaluation reports `tuning.checkpoint.evaluation_report` (per packed prompt, and `score`, what
+ASHA compares at each rung). The checkpoint holds the best prompt of each k as a prompt artifact, so registration never retrains,
 and the trainer's whole state, so a retried or resumed trial continues from its last evaluation.
 """
 
@@ -17,7 +15,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from tuning.checkpoint import read_state, read_trainer_state, write_checkpoint
+from tuning.checkpoint import evaluation_report, read_state, read_trainer_state, write_checkpoint
 from tuning.config import TrainConfig
 from tuning.precision import resolve_dtype
 from tuning.tasks import get_task
@@ -94,13 +92,8 @@ def train_prompts(config: dict, shared=None, module=None, threads: int = 1, hook
     def on_eval(step: int, metrics: list[dict], best_prompts: list[torch.Tensor], best: list[dict]) -> None:
         if hooks is not None:
             hooks.maybe_fail(step)
-        primary, final = task.primary_metric, step == train_config.steps
-        report = {"step": step, "score": max(m[primary] for m in metrics),
-                  "best_score": max(b[primary] for b in best), "finished": final}
-        for k, (m, b) in enumerate(zip(metrics, best)):
-            report.update({f"prompt_{k}/{name}": value for name, value in m.items()})
-            report[f"prompt_{k}/best_score"] = b[primary]
-            report[f"prompt_{k}/best_step"] = b["step"]
+        final = step == train_config.steps
+        report = evaluation_report(step, metrics, best, task.primary_metric, final)
         directory = tempfile.mkdtemp(prefix="prompt-ckpt-")
         try:
             write_checkpoint(directory, trainer, report, final)
