@@ -53,11 +53,15 @@ class FaultHooks:
     fault_kill: bool = False
 
     def maybe_fail(self, step: int) -> None:
-        if self.fault_file and step >= self.fault_step and os.path.exists(self.fault_file):
-            os.unlink(self.fault_file)
-            if self.fault_kill:
-                os.kill(os.getpid(), signal.SIGKILL)
-            raise RuntimeError(f"injected fault ({self.fault_file})")
+        if not (self.fault_file and step >= self.fault_step):
+            return
+        try:
+            os.unlink(self.fault_file)  # atomic claim: of trials racing here, exactly one fails
+        except FileNotFoundError:
+            return
+        if self.fault_kill:
+            os.kill(os.getpid(), signal.SIGKILL)
+        raise RuntimeError(f"injected fault ({self.fault_file})")
 
 
 def train_prompts(config: dict, shared=None, module=None, threads: int = 1, hooks: FaultHooks | None = None) -> None:
