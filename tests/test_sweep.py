@@ -158,6 +158,38 @@ def test_an_interrupted_sweep_resumes_without_rerunning_finished_trials(ray_sess
     assert all(r.metrics["finished"] and r.metrics["step"] == 4 for r in resumed.results["mrpc"])
 
 
+def test_a_sweep_trial_on_two_ray_train_workers_registers_the_prompts_one_process_trains(ray_session, tiny_dirs, tmp_path):
+    from tuning.sweep.job import run_sweep
+
+    def sweep(name: str, workers: int):
+        config = _config(tiny_dirs, tmp_path, name=name, registry=str(tmp_path / f"registry-{name}"), trials=1,
+                         num_prompts=2, top_n=2, batch_size=8, workers=workers, dtype="float32",
+                         init="random_uniform")
+        return config, run_sweep(config)
+
+    two_config, two = sweep("two", 2)
+    (result,) = two.results["mrpc"]
+    assert result.error is None and result.metrics["finished"] and result.metrics["step"] == 4
+    (trial,) = _trial_dirs(two_config.experiment_dir / "mrpc").values()
+    assert [json.loads(line)["step"] for line in trial.joinpath("result.json").read_text().splitlines()] == [2, 4]
+    group = two_config.experiment_dir / "mrpc" / "ray-train" / result.metrics["trial_id"]
+    assert Path(result.metrics["checkpoint_path"]).parent == group  # the group's checkpoints, beside the trial's
+
+    _, one = sweep("one", 1)
+    assert len(two.registered["mrpc"]) == len(one.registered["mrpc"]) == 2
+    for a, b in zip(two.registered["mrpc"], one.registered["mrpc"]):
+        a, b = load_prompt(a), load_prompt(b)
+        assert a.config["seed"] == b.config["seed"] and (a.config["workers"], b.config["workers"]) == (2, 1)
+        torch.testing.assert_close(a.prompt, b.prompt, atol=1e-5, rtol=1e-4)
+
+
+def test_workers_that_do_not_divide_the_batch_are_refused_before_any_trial(tiny_dirs, tmp_path):
+    from tuning.sweep.job import run_sweep
+
+    with pytest.raises(ValueError, match="--workers 3 must divide every trial's batch size"):
+        run_sweep(_config(tiny_dirs, tmp_path, batch_size=4, workers=3))
+
+
 # ---- search space and CLI -------------------------------------------------------------------------
 
 def test_paper_space_is_table_6_scaled():

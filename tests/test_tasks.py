@@ -309,6 +309,28 @@ def test_missing_dataset_clear_error(tmp_path, name, split, local, hub):
     assert isinstance(info.value, TaskError) and isinstance(info.value, FileNotFoundError)
 
 
+def test_an_unreachable_hub_is_asked_once_per_process(tmp_path, monkeypatch):
+    import datasets
+
+    from tuning.tasks import loaders
+
+    calls = []
+
+    def unreachable(*args, **kwargs):
+        calls.append(args)
+        raise ConnectionError("Couldn't reach the hub")
+
+    for name in loaders.OFFLINE_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(datasets, "load_dataset", unreachable)
+    monkeypatch.setattr(loaders, "_hub_unreachable", [])
+    with pytest.raises(DatasetUnavailable, match="ConnectionError"):
+        get_task("drop").load("validation", data_dir=tmp_path)
+    with pytest.raises(DatasetUnavailable, match="did not answer earlier in this process"):
+        get_task("duorc").load("validation", data_dir=tmp_path)  # no second minute of retries
+    assert len(calls) == 1
+
+
 def test_qqp_missing_offline_in_shared_data():
     if (data_dir() / "glue" / "QQP" / "dev.tsv").exists():
         pytest.skip("QQP is present locally")

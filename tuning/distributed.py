@@ -65,8 +65,11 @@ def _worker_loop(loop_config: dict) -> None:
 
 
 def train_on_workers(config: TrainConfig, use_gpu: bool = False, cpus_per_worker: float = 1.0,
-                     max_failures: int = 0, storage: str | Path | None = None) -> DistributedResult:
-    """Train `config` with `config.workers` Ray Train workers; Ray is started locally unless $RAY_ADDRESS."""
+                     gpus_per_worker: float = 1.0, max_failures: int = 0, storage: str | Path | None = None,
+                     name: str | None = None, callbacks: tuple = ()) -> DistributedResult:
+    """Train `config` with `config.workers` Ray Train workers; Ray is started locally unless it runs already
+    (a Tune trial, $RAY_ADDRESS). A run started again with the same `storage` and `name` resumes from its
+    last checkpoint (what a retried sweep trial does); `callbacks` are Ray Train's (the sweep's TuneReportCallback)."""
     config.validate()
     ray_env.configure()  # before Ray is imported
     import ray
@@ -78,12 +81,12 @@ def train_on_workers(config: TrainConfig, use_gpu: bool = False, cpus_per_worker
     storage = Path(storage or Path(config.output_dir) / config.task / "ray-train").expanduser().resolve()
     loop_config = {"train": dataclasses.replace(config, progress=False).to_dict(),
                    "threads": max(1, round(cpus_per_worker))}
+    resources = {"CPU": cpus_per_worker, **({"GPU": gpus_per_worker} if use_gpu else {})}
     trainer = TorchTrainer(
         _worker_loop, train_loop_config=loop_config,
-        scaling_config=ScalingConfig(num_workers=config.workers, use_gpu=use_gpu,
-                                     resources_per_worker={"CPU": cpus_per_worker}),
-        run_config=RunConfig(name=f"{config.task}-{config.mode}-s{config.seed}", storage_path=str(storage),
-                             failure_config=FailureConfig(max_failures=max_failures)))
+        scaling_config=ScalingConfig(num_workers=config.workers, use_gpu=use_gpu, resources_per_worker=resources),
+        run_config=RunConfig(name=name or f"{config.task}-{config.mode}-s{config.seed}", storage_path=str(storage),
+                             failure_config=FailureConfig(max_failures=max_failures), callbacks=list(callbacks)))
     result = trainer.fit()
     with result.checkpoint.as_directory() as d:
         state = read_trainer_state(d)

@@ -63,6 +63,8 @@ class SweepConfig:
     reduction_factor: int = opt(2, "ASHA reduction factor (keep 1/this of trials at each rung)")
     cpus_per_trial: float = opt(1.0, "logical CPUs each trial reserves (and its torch threads, rounded)")
     gpus_per_trial: float = opt(0.0, "GPUs each trial reserves (fractional to share one)")
+    workers: int = opt(1, "Ray Train workers per trial (data-parallel, tuning/distributed.py), sharing the "
+                          "trial's CPUs and GPUs; 1: the trial trains in its own process on the shared checkpoint")
     max_concurrent_trials: int = opt(0, "0: as many as the resources allow")
     max_failures: int = opt(1, "retries of a failed trial")
     shared_checkpoint: bool = opt(True, "off: pass the torch module via tune.with_parameters (a copy per trial)")
@@ -102,6 +104,7 @@ class SweepConfig:
             (self.init is None or self.init in INITS, f"--init must be one of {', '.join(INITS)}"),
             (self.cpus_per_trial > 0 and self.gpus_per_trial >= 0, "--cpus-per-trial must be > 0, --gpus-per-trial >= 0"),
             (self.max_concurrent_trials >= 0 and self.max_failures >= 0, "--max-concurrent-trials and --max-failures must be >= 0"),
+            (self.workers >= 1, "--workers must be at least 1"),
             (self.reduction_factor >= 2, "--reduction-factor must be at least 2"),
             ("/" not in self.name and self.name not in ("", ".", ".."), "--name must be a plain folder name"),
         ]

@@ -19,7 +19,7 @@ from tuning.tasks import get_task
 from . import space
 from .config import SweepConfig
 from .registry import candidates_from_results, register, select
-from .trainable import FaultHooks, train_prompts
+from .trainable import FaultHooks, train_prompts, train_prompts_on_workers
 
 
 @dataclass
@@ -100,29 +100,47 @@ def init_ray(config: SweepConfig):
     return context
 
 
-def run_sweep(config: SweepConfig, test_hooks: dict | None = None) -> SweepOutcome:
-    """Train, register and report every task of `config` (Ray must be initialised, or is started here).
+DRIVER_CPU = 0.01  # what a --workers trial's driver reserves: it only waits on its group (Tune refuses 0)
 
-    `test_hooks`: fault injection for the retry/resume tests, the fields of `trainable.FaultHooks`
-    (`{"fault_file": ..., "fault_step": ..., "fault_kill": ...}`)."""
+
+def _trainable(config: SweepConfig, test_hooks: dict | None):
+    """Each trial: `train_prompts` in the trial's process on the shared frozen checkpoint, or with
+    --workers W a driver that holds almost nothing and starts a Ray Train group of W workers sharing the
+    trial's CPUs and GPUs. What a trial runs with but is no hyperparameter is passed beside its config
+    (tune.with_parameters), not in it."""
     from ray import tune
 
-    from .report import write_report
-
-    config.validate()
-    # What a trial runs with but is no hyperparameter: passed beside its config (tune.with_parameters), not in it.
+    if config.workers > 1:
+        trainable = tune.with_parameters(train_prompts_on_workers, experiment_dir=str(config.experiment_dir),
+                                         workers=config.workers,
+                                         cpus_per_worker=config.cpus_per_trial / config.workers,
+                                         gpus_per_worker=config.gpus_per_trial / config.workers)
+        return tune.with_resources(trainable, {"cpu": DRIVER_CPU})
     extra = {"threads": trial_threads(config), **({"hooks": FaultHooks(**test_hooks)} if test_hooks else {})}
-    _check_data(config)
-    init_ray(config)
-    config.experiment_dir.mkdir(parents=True, exist_ok=True)
     backbone = load_backbone(config.train.model)
     if config.shared_checkpoint:
         from .shared_weights import share
         trainable = tune.with_parameters(train_prompts, shared=share(backbone), **extra)
     else:
         trainable = tune.with_parameters(train_prompts, module=backbone, **extra)
-    resources = {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial}
-    trainable = tune.with_resources(trainable, resources)
+    return tune.with_resources(trainable, {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial})
+
+
+def run_sweep(config: SweepConfig, test_hooks: dict | None = None) -> SweepOutcome:
+    """Train, register and report every task of `config` (Ray must be initialised, or is started here).
+
+    `test_hooks`: fault injection for the retry/resume tests, the fields of `trainable.FaultHooks`
+    (`{"fault_file": ..., "fault_step": ..., "fault_kill": ...}`)."""
+    from .report import write_report
+
+    config.validate()
+    if uneven := [b for b in space.batch_sizes(config) if b % config.workers]:
+        raise ValueError(f"--workers {config.workers} must divide every trial's batch size, not {uneven}: "
+                         "set --batch-size (or --batch-sizes) to multiples of it")
+    _check_data(config)
+    init_ray(config)
+    config.experiment_dir.mkdir(parents=True, exist_ok=True)
+    trainable = _trainable(config, test_hooks)
     outcome = SweepOutcome(config.experiment_dir)
     for task in config.task_list:
         grid = _tuner(config, task, trainable).fit()

@@ -34,15 +34,17 @@ class Candidate:
 
 
 def candidates_from_results(result_grid) -> list[Candidate]:
-    """Every packed prompt of every trial that left a checkpoint (stopped trials included)."""
+    """Every packed prompt of every trial that left a checkpoint (stopped trials included): Tune's, or the
+    Ray Train group's that a --workers trial reports as `checkpoint_path`."""
     from tuning.checkpoint import load_checkpoint_prompts
     out = []
     for result in result_grid:
-        if result.checkpoint is None:
-            continue
         trial_id = str(result.metrics.get("trial_id") or Path(result.path).name)
-        with result.checkpoint.as_directory() as d:
-            out += [Candidate(trial_id, k, a) for k, a in enumerate(load_checkpoint_prompts(d))]
+        if result.checkpoint is not None:
+            with result.checkpoint.as_directory() as d:
+                out += [Candidate(trial_id, k, a) for k, a in enumerate(load_checkpoint_prompts(d))]
+        elif result.metrics.get("checkpoint_path"):  # a --workers trial: its Ray Train group's last checkpoint
+            out += [Candidate(trial_id, k, a) for k, a in enumerate(load_checkpoint_prompts(result.metrics["checkpoint_path"]))]
     return out
 
 

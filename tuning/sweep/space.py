@@ -65,6 +65,11 @@ def seeds_values(config: SweepConfig) -> dict:
     return {**values, **pinned(config)}
 
 
+def batch_sizes(config: SweepConfig) -> list[int]:
+    """Every batch size a trial can draw."""
+    return [seeds_values(config)["batch_size"]] if config.search == "seeds" else batch_size_choices(config)
+
+
 def max_steps(config: SweepConfig) -> int:
     if config.search == "seeds":
         return seeds_values(config)["steps"]

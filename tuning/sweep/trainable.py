@@ -12,6 +12,7 @@ import shutil
 import signal
 import tempfile
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
 
@@ -64,6 +65,11 @@ class FaultHooks:
         raise RuntimeError(f"injected fault ({self.fault_file})")
 
 
+def trial_train_config(config: dict) -> TrainConfig:
+    """A trial's TrainConfig: the sweep's (under "train") with the trial's hyperparameters and seed."""
+    return replace(TrainConfig.from_dict(config["train"]), **space.overrides(config)).validate()
+
+
 def train_prompts(config: dict, shared=None, module=None, threads: int = 1, hooks: FaultHooks | None = None) -> None:
     """One trial: K packed prompts of one task with one set of hyperparameters.
 
@@ -75,7 +81,7 @@ def train_prompts(config: dict, shared=None, module=None, threads: int = 1, hook
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     torch.set_num_threads(max(1, int(threads)))
-    train_config = replace(TrainConfig.from_dict(config["train"]), **space.overrides(config)).validate()
+    train_config = trial_train_config(config)
     task = get_task(train_config.task)
     device = _device()
     dtype = resolve_dtype(train_config.dtype, device, train_config.mode)
@@ -106,3 +112,23 @@ def train_prompts(config: dict, shared=None, module=None, threads: int = 1, hook
             shutil.rmtree(directory, ignore_errors=True)
 
     trainer.fit(on_eval=on_eval)
+
+
+def train_prompts_on_workers(config: dict, experiment_dir: str, workers: int = 2, cpus_per_worker: float = 1.0,
+                             gpus_per_worker: float = 0.0) -> None:
+    """One trial trained data-parallel by a Ray Train group of `workers` (the sweep's --workers).
+
+    This driver holds almost no resources (job.DRIVER_CPU); the group's workers hold the trial's. Each
+    evaluation reaches Tune through TuneReportCallback, with the group's checkpoint path (registration
+    reads prompts from it). The group is stored as `<experiment>/<task>/ray-train/<trial id>`, so a
+    retried or resumed trial's group continues from its last checkpoint.
+    """
+    from ray import tune
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    from tuning.distributed import train_on_workers
+
+    train_config = replace(trial_train_config(config), workers=workers).validate()
+    train_on_workers(train_config, use_gpu=gpus_per_worker > 0, cpus_per_worker=cpus_per_worker,
+                     gpus_per_worker=gpus_per_worker, storage=Path(experiment_dir) / train_config.task / "ray-train",
+                     name=tune.get_context().get_trial_id(), callbacks=(TuneReportCallback(),))

@@ -55,6 +55,9 @@ def read_rows(source: Source, split: str, root: Path, task: str) -> Iterable[Row
     return _hub_rows(source, split, task, candidates[0])
 
 
+_hub_unreachable: list[str] = []  # set once the hub has failed to answer: later loads skip its retries
+
+
 def hub_disabled() -> bool:
     return any(os.environ.get(v, "").strip().lower() in {"1", "true", "yes", "on"} for v in OFFLINE_ENV)
 
@@ -71,6 +74,8 @@ def _hub_rows(source: Source, split: str, task: str, local: Path) -> list[Row]:
 
     if hub_disabled():
         raise unavailable("hub disabled by HF_DATASETS_OFFLINE/HF_HUB_OFFLINE")
+    if _hub_unreachable:  # each try costs a minute of retries (datasets' own); one refusal per process is enough
+        raise unavailable(f"the hub did not answer earlier in this process: {_hub_unreachable[0]}")
     try:
         import datasets
     except ImportError as err:
@@ -88,6 +93,7 @@ def _hub_rows(source: Source, split: str, task: str, local: Path) -> list[Row]:
         except Exception as err:  # any hub/network/cache problem means "not available"
             first_error = first_error or err
             if _unreachable(err):
+                _hub_unreachable.append(f"{type(err).__name__}")
                 break  # no point retrying through another revision
     raise unavailable(f"{type(first_error).__name__}: {first_error}") from first_error
 
