@@ -98,7 +98,7 @@ def run(config: SquadMrqaConfig) -> dict:
         rows.append(row)
     table.notes = [f"model {config.train.model}; {config.train.steps} steps at batch {config.train.batch_size}; prompt length "
                    f"{config.train.prompt_length} ({config.train.init}, {describe_lr(config)}); model tuning lr {config.model_lr} "
-                   f"(Adafactor); {config.train.train_examples} SQuAD train examples; {config.eval_examples or 'all'} examples per "
+                   f"(Adafactor); {config.train.train_examples or 'all'} SQuAD train examples; {config.eval_examples or 'all'} examples per "
                    f"eval set; max input {config.train.max_input_length} tokens; seeds {list(config.seeds)}; "
                    f"wall time {time.time() - start:.0f} s",
                    "SQuAD row: in-domain dev (the checkpoint-selection set). Δ: prompt − model F1."]
