@@ -141,4 +141,7 @@ def test_job_configs_compose_a_train_config_and_keep_their_flags():
     # What the space sets per trial, or the sweep for every trial, has no flag of its own.
     flags = {o for a in sweep_parser()._actions for o in a.option_strings}
     assert not flags & {"--warmup-steps", "--decay-factor", "--steps-per-decay", "--scale-parameter", "--task",
-                        "--mode", "--workers", "--output-dir", "--progress"}
+                        "--mode", "--output-dir", "--progress"}
+    # --workers is the sweep's (a Ray Train group per trial), never the train config's (one process per trial).
+    sweep = config_from_args(sweep_parser().parse_args(["--workers", "2"]), SweepConfig)
+    assert (sweep.workers, sweep.train.workers) == (2, 1)
