@@ -64,10 +64,10 @@ def _worker_loop(loop_config: dict) -> None:
     trainer.fit(on_eval=on_eval)
 
 
-def train_on_workers(config: TrainConfig, use_gpu: bool = False, cpus_per_worker: float = 1.0,
-                     gpus_per_worker: float = 1.0, max_failures: int = 0, storage: str | Path | None = None,
+def train_on_workers(config: TrainConfig, cpus_per_worker: float = 1.0, gpus_per_worker: float = 0.0,
+                     max_failures: int = 0, storage: str | Path | None = None,
                      name: str | None = None, callbacks: tuple = ()) -> DistributedResult:
-    """Train `config` with `config.workers` Ray Train workers; Ray is started locally unless it runs already
+    """Train `config` with `config.workers` Ray Train workers (on GPUs when `gpus_per_worker` > 0); Ray is started locally unless it runs already
     (a Tune trial, $RAY_ADDRESS). A run started again with the same `storage` and `name` resumes from its
     last checkpoint (what a retried sweep trial does); `callbacks` are Ray Train's (the sweep's TuneReportCallback)."""
     config.validate()
@@ -81,6 +81,7 @@ def train_on_workers(config: TrainConfig, use_gpu: bool = False, cpus_per_worker
     storage = Path(storage or Path(config.output_dir) / config.task / "ray-train").expanduser().resolve()
     loop_config = {"train": dataclasses.replace(config, progress=False).to_dict(),
                    "threads": max(1, round(cpus_per_worker))}
+    use_gpu = gpus_per_worker > 0
     resources = {"CPU": cpus_per_worker, **({"GPU": gpus_per_worker} if use_gpu else {})}
     trainer = TorchTrainer(
         _worker_loop, train_loop_config=loop_config,

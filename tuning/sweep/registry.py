@@ -39,12 +39,15 @@ def candidates_from_results(result_grid) -> list[Candidate]:
     from tuning.checkpoint import load_checkpoint_prompts
     out = []
     for result in result_grid:
-        trial_id = str(result.metrics.get("trial_id") or Path(result.path).name)
         if result.checkpoint is not None:
             with result.checkpoint.as_directory() as d:
-                out += [Candidate(trial_id, k, a) for k, a in enumerate(load_checkpoint_prompts(d))]
-        elif result.metrics.get("checkpoint_path"):  # a --workers trial: its Ray Train group's last checkpoint
-            out += [Candidate(trial_id, k, a) for k, a in enumerate(load_checkpoint_prompts(result.metrics["checkpoint_path"]))]
+                artifacts = load_checkpoint_prompts(d)
+        elif path := result.metrics.get("checkpoint_path"):  # a --workers trial: its Ray Train group's last checkpoint
+            artifacts = load_checkpoint_prompts(path)
+        else:
+            continue
+        trial_id = str(result.metrics.get("trial_id") or Path(result.path).name)
+        out += [Candidate(trial_id, k, a) for k, a in enumerate(artifacts)]
     return out
 
 

@@ -129,6 +129,6 @@ def train_prompts_on_workers(config: dict, experiment_dir: str, workers: int = 2
     from tuning.distributed import train_on_workers
 
     train_config = replace(trial_train_config(config), workers=workers).validate()
-    train_on_workers(train_config, use_gpu=gpus_per_worker > 0, cpus_per_worker=cpus_per_worker,
-                     gpus_per_worker=gpus_per_worker, storage=Path(experiment_dir) / train_config.task / "ray-train",
+    train_on_workers(train_config, cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker,
+                     storage=Path(experiment_dir) / train_config.task / "ray-train",
                      name=tune.get_context().get_trial_id(), callbacks=(TuneReportCallback(),))
