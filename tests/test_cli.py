@@ -44,6 +44,13 @@ def test_train_command_writes_artifacts_and_prints_metrics(tmp_path, tiny_dirs):
     assert main(["plot", str(history), "--baseline", "majority class=0.5"]) == 0
     assert history.with_name(history.name.replace(".history.jsonl", ".png")).stat().st_size > 1000
     assert main(["plot", str(history), "--baseline", "majority"]) == 2
+    # Several runs compare on one axis: their mean curves, one legend name each.
+    twin = history.with_name("twin.history.jsonl")
+    twin.write_text(history.read_text())
+    compared = tmp_path / "compared.png"
+    assert main(["plot", str(history), str(twin), "--label", "a", "--label", "b", "--out", str(compared)]) == 0
+    assert compared.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["plot", str(history), str(twin), "--label", "a", "--out", str(compared)]) == 2
 
 
 def _cli_parsers():

@@ -209,3 +209,34 @@ def test_study_job_runs_each_distinct_arm_once_and_draws_curves(tiny_dirs, tmp_p
     assert (tmp_path / "study-cb.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="--factors"):
         StudyConfig(factors=("colour",)).validate()
+
+
+def test_a_stopped_study_keeps_its_finished_runs_and_trains_only_the_others(tiny_dirs, tmp_path, monkeypatch, capsys):
+    from transfer import study
+    from transfer.config import StudyConfig
+
+    def config():
+        return compose(StudyConfig, model=str(tiny_dirs["llama"]), tasks=("cb",), factors=("length",), seeds=(0,),
+                       model_tuning=False, linear_probe=False, results_dir=str(tmp_path),
+                       **{**TINY, "steps": 2, "eval_every": 2, "train_examples": 16})
+
+    trained, real_unit = [], study.study_unit
+
+    def stopped_after_two(spec):
+        if len(trained) == 2:
+            raise KeyboardInterrupt  # the job is stopped while its third run trains
+        trained.append(spec["key"])
+        return real_unit(spec)
+
+    monkeypatch.setattr(study, "study_unit", stopped_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        study.run(config())
+    assert len(list((tmp_path / "units").glob("*.json"))) == 2 and not list((tmp_path / "units").glob("*.tmp*"))
+
+    again = []
+    monkeypatch.setattr(study, "study_unit", lambda spec: again.append(spec["key"]) or real_unit(spec))
+    out = study.run(config())
+    assert "2 of 4 runs already done" in capsys.readouterr().out
+    assert len(again) == 2 and not set(again) & set(trained)   # only the two unfinished lengths trained
+    assert {a["arm"] for a in out["arms"]} == {"p=1", "p=5", "p=20", "p=100"}
+    assert len(read_csv(tmp_path / "study.csv")) == 4

@@ -8,24 +8,27 @@ baseline (every weight trained, same steps and batches).
 
 Writes `study.md` (best and final dev score of every arm), `study.csv` (one row per arm and
 evaluation: the curves), `study.json` (every history record) and `study-<task>.png` (one panel per
-factor, score vs step).
+factor, score vs step). Each arm's result is also kept in `units/` as soon as it is done, so a study
+that is stopped keeps its finished arms and the same command run again trains only the others.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import time
 from collections import Counter
 from pathlib import Path
 
 import torch
 
-from tuning.precision import resolve_dtype
+from tuning.precision import resolve_device, resolve_dtype
 from tuning.tasks import get_task
 
 from .common import examples, run_training, skip, train_config, unavailable
 from .config import StudyConfig
-from .report import NA, Table, pct, write_report
+from .report import Table, pct, write_report
 from .runner import run_all
 
 # Arms per factor: TrainConfig overrides of the base run (§3.2 and Figure 3 for length and init).
@@ -45,6 +48,7 @@ FACTORS: dict[str, dict[str, dict]] = {
     "precision": {"float32": {"dtype": "float32"}, "bfloat16": {"dtype": "bfloat16"}},
 }
 MODEL_TUNING = "model tuning"
+NOT_RUN = "—"  # a baseline that does not apply (generation tasks, T5) or was turned off (--no-linear-probe)
 
 
 def study_unit(spec: dict) -> dict:
@@ -54,6 +58,21 @@ def study_unit(spec: dict) -> dict:
     curve = [{"step": r["step"], "loss": r["loss"], "lr": r["lr"], **r["dev"][0]} for r in result.history if "dev" in r]
     return {"key": spec["key"], "curve": curve, "losses": [r["loss"] for r in result.history],
             "best": result.best_metrics[0], "config": result.config.to_dict(), "seconds": time.time() - start}
+
+
+def unit_path(units_dir: str | Path, key: str) -> Path:
+    return Path(units_dir) / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+
+
+def kept_unit(spec: dict) -> dict:
+    """`study_unit`, its result written to the spec's `units_dir` (temp file, then rename) as soon as it is done."""
+    result = study_unit(spec)
+    path = unit_path(spec["units_dir"], spec["key"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(result))
+    os.replace(tmp, path)
+    return result
 
 
 def majority_baseline(task_name: str, data_dir, train_limit=None, dev_limit=None) -> dict | None:
@@ -92,7 +111,8 @@ def linear_probe_baseline(config: StudyConfig, task_name: str) -> dict | None:
     train = examples(task_name, "train", config.train.data_dir, config.train.train_examples)
     if task.kind != "classification" or len({e.label for e in train}) < 2:
         return None  # nothing to separate
-    backbone = load_backbone(config.train.model, dtype=getattr(torch, resolve_dtype(config.train.dtype)))
+    device = resolve_device(config.train.device)
+    backbone = load_backbone(config.train.model, dtype=getattr(torch, resolve_dtype(config.train.dtype, device)), device=device)
     if backbone.is_encoder_decoder:
         return None
     dev = examples(task_name, "validation", config.train.data_dir, config.eval_examples)
@@ -115,7 +135,7 @@ def plan(config: StudyConfig) -> tuple[list[dict], list[dict]]:
             for factor, name, overrides in runs:
                 mode = overrides.get("mode", "prompt")
                 train = train_config(config, task, mode, seed, **{k: v for k, v in overrides.items() if k != "mode"})
-                train.dtype = resolve_dtype(train.dtype, "cpu", mode)
+                train.dtype = resolve_dtype(train.dtype, resolve_device(train.device), mode)
                 train.eval_examples = config.eval_examples   # the curve is on the reported (whole) dev set
                 key = json.dumps(train.to_dict(), sort_keys=True)
                 specs.setdefault(key, {"train": train.to_dict(), "key": key})
@@ -135,7 +155,13 @@ def run(config: StudyConfig) -> dict:
     config.tasks = tuple(t for t in config.tasks if t not in missing)
     arms, specs = plan(config)
     start = time.time()
-    done = {r["key"]: r for r in run_all(study_unit, specs, config, _describe)}
+    units_dir = results_dir / "units"
+    done = {s["key"]: json.loads(unit_path(units_dir, s["key"]).read_text()) for s in specs
+            if unit_path(units_dir, s["key"]).exists()}
+    if done:
+        print(f"{len(done)} of {len(specs)} runs already done: reusing them from {units_dir}", flush=True)
+    todo = [{**s, "units_dir": str(units_dir)} for s in specs if s["key"] not in done]
+    done |= {r["key"]: r for r in run_all(kept_unit, todo, config, _describe)}
     baselines = {task: majority_baseline(task, config.train.data_dir, config.train.train_examples, config.eval_examples)
                  for task in config.tasks}
     probes = {task: linear_probe_baseline(config, task) if config.linear_probe else None for task in config.tasks}
@@ -151,8 +177,8 @@ def run(config: StudyConfig) -> dict:
         resolved = r["config"]
         table.rows.append([a["task"], a["factor"], a["arm"], f"{resolved['optimizer']} {resolved['lr']:.3g}",
                            f"{pct(best[metric])} ({best['step']})",
-                           pct(r["curve"][-1][metric]), pct(majority[metric]) if majority else NA,
-                           pct(probes[a["task"]][metric]) if probes[a["task"]] else NA, f"{r['seconds']:.0f}"])
+                           pct(r["curve"][-1][metric]), pct(majority[metric]) if majority else NOT_RUN,
+                           pct(probes[a["task"]][metric]) if probes[a["task"]] else NOT_RUN, f"{r['seconds']:.0f}"])
         for point in r["curve"]:
             rows.append({**{k: a[k] for k in ("task", "factor", "arm", "seed")}, "metric": metric,
                          "majority": majority[metric] if majority else None,

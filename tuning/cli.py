@@ -155,22 +155,30 @@ def cmd_params(args) -> None:
 
 
 def cmd_plot(args) -> None:
-    from .history import plot_history, read_history
+    from .history import plot_history, plot_runs, read_history
 
-    history = Path(args.history)
-    if not history.is_file():
-        raise CliError(f"{history}: no such history file (python -m tuning train writes <run>.history.jsonl)")
+    histories = [Path(h) for h in args.history]
+    for history in histories:
+        if not history.is_file():
+            raise CliError(f"{history}: no such history file (python -m tuning train writes <run>.history.jsonl)")
+    if args.label and len(args.label) != len(histories):
+        raise CliError(f"--label: give one per history file ({len(histories)}), or none")
     metric = args.metric
     if metric is None:
-        evals = [r for r in read_history(history) if "dev" in r]
+        evals = [r for r in read_history(histories[0]) if "dev" in r]
         metric = next(iter(evals[0]["dev"][0])) if evals else "accuracy"
     baselines = dict(b.split("=", 1) for b in args.baseline)
     try:
         baselines = {name: float(value) for name, value in baselines.items()}
     except ValueError:
         raise CliError("--baseline takes NAME=VALUE with VALUE a 0-1 fraction, e.g. 'majority class=0.684'") from None
-    out = plot_history(history, args.out or history.with_name(history.name.removesuffix(".history.jsonl") + ".png"),
-                       metric, baselines)
+    if len(histories) == 1:
+        out = plot_history(histories[0], args.out or histories[0].with_name(
+            histories[0].name.removesuffix(".history.jsonl") + ".png"), metric, baselines)
+    else:
+        if args.out is None:
+            raise CliError("comparing several runs: name the picture with --out")
+        out = plot_runs(histories, args.out, metric, baselines, args.label or None)
     print(f"plot: {out}")
 
 
@@ -194,9 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--model", default=TrainConfig.model, help=model_help)
     imp.add_argument("--task", default="", help="task recorded in the prompt file (empty: the adapter's own, if it has one)")
     imp.set_defaults(func=cmd_import_peft)
-    plot = sub.add_parser("plot", help="a run's learning curve as a PNG: dev metric per prompt, training loss",
-                          formatter_class=HelpFormatter)
-    plot.add_argument("history", help="<run>.history.jsonl written by `python -m tuning train`")
+    plot = sub.add_parser("plot", help="a run's learning curve as a PNG (dev metric per prompt, training loss), "
+                          "or several runs compared on one axis", formatter_class=HelpFormatter)
+    plot.add_argument("history", nargs="+", help="<run>.history.jsonl written by `python -m tuning train`; "
+                      "several: their mean curves side by side")
+    plot.add_argument("--label", action="append", default=[], help="legend name of each run, in order (repeatable)")
     plot.add_argument("--out", default=None, help="PNG to write (default: beside the history file)")
     plot.add_argument("--metric", default=None, help="dev metric to plot (default: the first the run recorded)")
     plot.add_argument("--baseline", action="append", default=[], metavar="NAME=VALUE",

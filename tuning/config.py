@@ -35,6 +35,7 @@ class TrainConfig:
     workers: int = opt(1, "data-parallel Ray Train workers sharing each batch (tuning/distributed.py); 1: this process, no Ray")
     eval_every: int = opt(100, "steps between dev evaluations (the best prompt is kept)")
     patience: int | None = opt(None, "evaluations without improvement before stopping early (None: never)")
+    max_minutes: float | None = opt(None, "stop at the first evaluation after this many minutes of training (None: never)")
     train_examples: int | None = opt(None, "take the first n training examples (None: all)")
     eval_examples: int | None = opt(None, "take the first n dev examples (None: all)")
     eval_batch_size: int = opt(32, "dev evaluation batch size")
@@ -43,6 +44,7 @@ class TrainConfig:
     bucket_by_length: bool = opt(True, "batches of similar input length (less padding; same objective)")
     shared_prefix: bool = opt(True, "causal LMs: compute the prompt's keys/values once per step")
     dtype: str = opt("auto", '"auto": bfloat16 for prompts on bf16 hardware, else float32 (tuning/precision.py)')
+    device: str = opt("auto", '"auto": the GPU when PyTorch sees one, else the CPU; or e.g. "cpu", "cuda:1"')
     seed: int = opt(0, "prompt k is initialised with seed + k")
     data_seed: int | None = opt(None, "order of training batches (None: --seed)")
     output_dir: str = opt("runs", "prompts and history go to <output-dir>/<task>/")
@@ -73,7 +75,7 @@ class TrainConfig:
         return cls(**values)
 
     def validate(self) -> "TrainConfig":
-        from .precision import DTYPES
+        from .precision import DTYPES, device_problem
         from .prompts import INITS
         from .recipe import RECIPES
         checks = [
@@ -91,6 +93,8 @@ class TrainConfig:
              "--batch-size must be a multiple of --grad-accum × --workers"),
             (self.padding_side in ("left", "right"), "--padding-side must be 'left' or 'right'"),
             (self.dtype in DTYPES, f"--dtype must be one of {', '.join(DTYPES)}, not {self.dtype!r}"),
+            (device_problem(self.device) is None, device_problem(self.device)),
+            (self.max_minutes is None or self.max_minutes > 0, "--max-minutes must be positive (omit it: no limit)"),
             ((self.decay_factor is None) == (self.steps_per_decay is None), "--decay-factor and --steps-per-decay go together"),
             (self.mode == "prompt" or self.num_prompts == 1, "model tuning trains one model: use --num-prompts 1"),
             (all(n is None or n > 0 for n in (self.train_examples, self.eval_examples)),

@@ -147,7 +147,7 @@ class PromptedLM:
                 scores.append((self._decoder_logprobs(enc, enc_mask, cand[:, c]) * cmask[:, c]).sum(-1))
         else:
             hidden, cache, ctx_mask, p = self._causal(prompts, index, ids, mask, True)
-            first = F.log_softmax(self.head(hidden[torch.arange(len(ids)), _last_real(mask)]).float(), -1)
+            first = F.log_softmax(self.head(hidden[torch.arange(len(ids), device=ids.device), _last_real(mask)]).float(), -1)
             context, next_pos = [(layer.keys, layer.values) for layer in cache.layers], p + mask.sum(-1)
             for c in range(cand.shape[1]):
                 tok, tmask = cand[:, c], cmask[:, c]
@@ -176,7 +176,7 @@ class PromptedLM:
             rows = out[:, 1:].tolist()
         else:
             hidden, cache, ctx_mask, p = self._causal(prompts, index, ids, mask, True)
-            logits = self.head(hidden[torch.arange(len(ids)), _last_real(mask)])
+            logits = self.head(hidden[torch.arange(len(ids), device=ids.device), _last_real(mask)])
             next_pos, new = p + mask.sum(-1), []
             done = torch.zeros(len(ids), dtype=torch.bool, device=ids.device)
             for step in range(max_new_tokens):

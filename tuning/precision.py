@@ -22,6 +22,30 @@ def native_bf16(device: str | torch.device = "cpu") -> bool:
     return False
 
 
+def resolve_device(name: str = "auto") -> str:
+    """"auto" -> "cuda" when PyTorch sees a GPU, else "cpu"; other names unchanged."""
+    if name != "auto":
+        return name
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def device_problem(name: str) -> str | None:
+    """Why `--device name` cannot run here (a one-line message), or None."""
+    if name == "auto":
+        return None
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        return f"--device must be 'auto', 'cpu' or a GPU such as 'cuda' / 'cuda:1', not {name!r}"
+    if device.type == "cuda" and not torch.cuda.is_available():
+        return f"--device {name}: PyTorch sees no GPU here (use --device cpu, or auto)"
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        return f"--device {name}: only {torch.cuda.device_count()} GPU(s) are visible"
+    if device.type not in ("cpu", "cuda"):
+        return f"--device must be 'auto', 'cpu' or a GPU such as 'cuda' / 'cuda:1', not {name!r}"
+    return None
+
+
 def resolve_dtype(name: str, device: str | torch.device = "cpu", mode: str = "prompt") -> str:
     """"auto" -> "bfloat16" for a frozen backbone on bf16 hardware, else "float32"; others unchanged."""
     if name != "auto":

@@ -27,7 +27,7 @@ from .encoding import encode
 from .evaluate import evaluate
 from .model import PromptedLM
 from .optim import build_optimizer, build_schedule
-from .precision import resolve_dtype, use_fast_attention_for_training
+from .precision import resolve_device, resolve_dtype, use_fast_attention_for_training
 from .prompts import init_prompt
 from .recipe import resolve
 from .tasks import get_task
@@ -133,8 +133,9 @@ class Trainer:
             raise ValueError(f"{config.task}: no training or evaluation examples (check --train-examples / --eval-examples)")
         self.model_tuning = config.mode == "model"
         if backbone is None:
-            dtype = resolve_dtype(config.dtype, "cpu", config.mode)
-            backbone = load_backbone(config.model, dtype=getattr(torch, dtype), trainable=self.model_tuning)
+            device = resolve_device(config.device)
+            dtype = resolve_dtype(config.dtype, device, config.mode)
+            backbone = load_backbone(config.model, dtype=getattr(torch, dtype), device=device, trainable=self.model_tuning)
         self.config = config = resolve(config, backbone)
         self.task, self.backbone = task, backbone
         self.train_examples, self.dev_examples = train_examples, dev_examples
@@ -239,6 +240,8 @@ class Trainer:
             if evaluated and on_eval is not None:
                 on_eval(step, record["dev"], self.best_prompts, self.best)
             if evaluated and config.patience is not None and self.stale >= config.patience:
+                break
+            if evaluated and config.max_minutes is not None and self.seconds >= 60 * config.max_minutes:
                 break
         bar.close()
         return self.result()

@@ -20,8 +20,8 @@ from .space import HYPERPARAMETERS
 
 # TrainConfig fields the sweep sets itself, so no flag of theirs: per task (--tasks), per trial (the search
 # space's hyperparameters and seed), or for every trial (prompt tuning, in one process, results in --storage,
-# no progress bars).
-SET_BY_SWEEP = ("task", *HYPERPARAMETERS, "seed", "mode", "workers", "output_dir", "progress")
+# no progress bars; on the GPU its --gpus-per-trial gives it).
+SET_BY_SWEEP = ("task", *HYPERPARAMETERS, "seed", "mode", "workers", "output_dir", "progress", "device")
 
 
 def _sweep_train() -> TrainConfig:
