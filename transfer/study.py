@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections import Counter
 from pathlib import Path
 
 import torch
 
+from tuning.artifact import atomic_write
 from tuning.precision import resolve_device, resolve_dtype
 from tuning.tasks import get_task
 
@@ -67,11 +67,7 @@ def unit_path(units_dir: str | Path, key: str) -> Path:
 def kept_unit(spec: dict) -> dict:
     """`study_unit`, its result written to the spec's `units_dir` (temp file, then rename) as soon as it is done."""
     result = study_unit(spec)
-    path = unit_path(spec["units_dir"], spec["key"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(result))
-    os.replace(tmp, path)
+    atomic_write(unit_path(spec["units_dir"], spec["key"]), lambda tmp: Path(tmp).write_text(json.dumps(result)))
     return result
 
 
@@ -105,14 +101,13 @@ def linear_probe_baseline(config: StudyConfig, task_name: str) -> dict | None:
     how much of the task the frozen representations already separate (decoder-only, classification)."""
     from sklearn.linear_model import LogisticRegression
 
-    from tuning.backbone import load_backbone
+    from tuning.train import backbone_for
 
     task = get_task(task_name)
     train = examples(task_name, "train", config.train.data_dir, config.train.train_examples)
     if task.kind != "classification" or len({e.label for e in train}) < 2:
         return None  # nothing to separate
-    device = resolve_device(config.train.device)
-    backbone = load_backbone(config.train.model, dtype=getattr(torch, resolve_dtype(config.train.dtype, device)), device=device)
+    backbone = backbone_for(config.train)
     if backbone.is_encoder_decoder:
         return None
     dev = examples(task_name, "validation", config.train.data_dir, config.eval_examples)

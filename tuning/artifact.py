@@ -66,7 +66,8 @@ def _digest(t: torch.Tensor) -> str:
     return hashlib.sha256(t.detach().float().cpu().contiguous().numpy().tobytes()).hexdigest()
 
 
-def _atomic_write(path: Path, write) -> Path:
+def atomic_write(path: str | Path, write) -> Path:
+    """`write(tmp)` to a temp file beside `path`, then rename it over `path`: readers never see half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -88,7 +89,7 @@ def save_prompt(artifact: PromptArtifact, path: str | Path) -> Path:
         path = path.with_suffix(SUFFIX)
     tensor = artifact.prompt.detach().float().cpu().contiguous()
     meta = {_META_KEY: json.dumps(artifact.meta())}
-    return _atomic_write(path, lambda tmp: save_file({"prompt": tensor}, tmp, metadata=meta))
+    return atomic_write(path, lambda tmp: save_file({"prompt": tensor}, tmp, metadata=meta))
 
 
 MAX_FILE_BYTES = 64 << 20  # a prompt of 1,000 tokens × 8,192 dims in fp32 is 32 MiB
@@ -192,9 +193,9 @@ def export_peft(artifact: PromptArtifact, directory: str | Path, backbone: Backb
     directory.mkdir(parents=True, exist_ok=True)
     tensor = artifact.prompt.detach().float().contiguous()
     meta = {_META_KEY: json.dumps(artifact.meta())}  # ours rides in the weights file: PEFT ignores it there
-    _atomic_write(directory / "adapter_model.safetensors",
+    atomic_write(directory / "adapter_model.safetensors",
                   lambda tmp: save_file({"prompt_embeddings": tensor}, tmp, metadata=meta))
-    _atomic_write(directory / "adapter_config.json", lambda tmp: Path(tmp).write_text(json.dumps(config, indent=2)))
+    atomic_write(directory / "adapter_config.json", lambda tmp: Path(tmp).write_text(json.dumps(config, indent=2)))
     return directory
 
 

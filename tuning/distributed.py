@@ -34,16 +34,11 @@ class DistributedResult:
 def _worker_loop(loop_config: dict) -> None:
     import ray.train
 
-    from .precision import resolve_dtype
-    from .backbone import load_backbone
-    from .train import Trainer
+    from .train import Trainer, backbone_for
 
     torch.set_num_threads(loop_config["threads"])
     config = TrainConfig.from_dict(loop_config["train"])
-    device = ray.train.torch.get_device()
-    dtype = resolve_dtype(config.dtype, device.type, config.mode)
-    backbone = load_backbone(config.model, dtype=getattr(torch, dtype), device=device, trainable=config.mode == "model")
-    trainer = Trainer(config, backbone=backbone)
+    trainer = Trainer(config, backbone=backbone_for(config, ray.train.torch.get_device()))
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:  # a restarted group continues from the last evaluation
         with checkpoint.as_directory() as d:

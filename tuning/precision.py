@@ -36,13 +36,13 @@ def device_problem(name: str) -> str | None:
     try:
         device = torch.device(name)
     except RuntimeError:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
         return f"--device must be 'auto', 'cpu' or a GPU such as 'cuda' / 'cuda:1', not {name!r}"
     if device.type == "cuda" and not torch.cuda.is_available():
         return f"--device {name}: PyTorch sees no GPU here (use --device cpu, or auto)"
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
         return f"--device {name}: only {torch.cuda.device_count()} GPU(s) are visible"
-    if device.type not in ("cpu", "cuda"):
-        return f"--device must be 'auto', 'cpu' or a GPU such as 'cuda' / 'cuda:1', not {name!r}"
     return None
 
 

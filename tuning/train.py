@@ -57,6 +57,14 @@ class TrainResult:
                 for k, (p, m) in enumerate(zip(self.prompts, self.best_metrics))]
 
 
+def backbone_for(config: TrainConfig, device: str | torch.device | None = None) -> Backbone:
+    """The backbone `config` trains: on `device` (None: `--device`), in `--dtype` resolved for that
+    device (bf16 for a frozen backbone where it is native), trainable for model tuning."""
+    device = device if device is not None else resolve_device(config.device)
+    dtype = resolve_dtype(config.dtype, torch.device(device).type, config.mode)
+    return load_backbone(config.model, dtype=getattr(torch, dtype), device=device, trainable=config.mode == "model")
+
+
 def batches(lengths: list[int], batch_size: int, seed: int, bucket: bool = True, pool: int = 50):
     """Endless shuffled mini-batches of example indices, epoch after epoch, repeatable by seed.
 
@@ -133,9 +141,7 @@ class Trainer:
             raise ValueError(f"{config.task}: no training or evaluation examples (check --train-examples / --eval-examples)")
         self.model_tuning = config.mode == "model"
         if backbone is None:
-            device = resolve_device(config.device)
-            dtype = resolve_dtype(config.dtype, device, config.mode)
-            backbone = load_backbone(config.model, dtype=getattr(torch, dtype), device=device, trainable=self.model_tuning)
+            backbone = backbone_for(config)
         self.config = config = resolve(config, backbone)
         self.task, self.backbone = task, backbone
         self.train_examples, self.dev_examples = train_examples, dev_examples
