@@ -71,13 +71,44 @@ def test_training_is_repeatable_by_seed(tiny_dirs):
     assert not torch.equal(runs[0].prompts[0], other.prompts[0])
 
 
-def test_packed_prompts_equal_separate_runs(tiny_llama):
-    """K prompts in one pass follow exactly the trajectories of K separate runs (same batches)."""
-    cfg = dict(steps=3, eval_every=3, init="sampled_vocab", optimizer="adamw", lr=0.05)
+@pytest.mark.parametrize("ema_decay", [None, 0.8])
+def test_packed_prompts_equal_separate_runs(tiny_llama, ema_decay):
+    """K prompts in one pass follow exactly the trajectories of K separate runs with seeds seed + k: their
+    own init and their own batch order, normalised by their own target tokens (the two labels' token
+    counts differ, so the batches of the two prompts do too)."""
+    cfg = dict(steps=3, eval_every=3, init="sampled_vocab", optimizer="adamw", lr=0.05, ema_decay=ema_decay)
     packed = train(_cfg(num_prompts=2, **cfg), backbone=tiny_llama, train_examples=_toy(), dev_examples=_toy(4))
-    for k in range(2):
-        single = train(_cfg(seed=k, data_seed=0, **cfg), backbone=tiny_llama, train_examples=_toy(), dev_examples=_toy(4))
+    singles = [train(_cfg(seed=k, **cfg), backbone=tiny_llama, train_examples=_toy(), dev_examples=_toy(4))
+               for k in range(2)]
+    for k, single in enumerate(singles):
         torch.testing.assert_close(packed.prompts[k], single.prompts[0], atol=1e-5, rtol=1e-4)
+    losses = [[h["loss"] for h in run.history] for run in singles]
+    assert losses[0] != losses[1]  # other batches
+    assert [h["loss"] for h in packed.history] == pytest.approx([(a + b) / 2 for a, b in zip(*losses)], rel=1e-4)
+
+
+def test_ema_keeps_the_moving_average_of_the_prompt(tiny_llama):
+    """--ema-decay d: after each step average ← d·average + (1 − d)·prompt, from the initial prompt; the
+    average is what is evaluated and kept."""
+    from tuning.train import Trainer
+
+    trainer = Trainer(_cfg(steps=3, eval_every=3, optimizer="adamw", lr=0.05, ema_decay=0.5), backbone=tiny_llama,
+                      train_examples=_toy(), dev_examples=_toy(4))
+    expected = trainer.prompts[0].detach().clone()
+    for _ in range(3):
+        trainer.step()
+        expected = 0.5 * expected + 0.5 * trainer.prompts[0].detach()
+    torch.testing.assert_close(trainer.averaged[0], expected)
+    assert not torch.allclose(trainer.averaged[0], trainer.prompts[0].detach())
+    trainer.evaluate()
+    assert torch.equal(trainer.result().prompts[0], trainer.averaged[0])
+
+
+@pytest.mark.parametrize("bad", [dict(ema_decay=1.0), dict(ema_decay=-0.1), dict(ema_decay=0.9, mode="model")])
+def test_ema_decay_out_of_range_or_for_model_tuning_is_refused(bad):
+    with pytest.raises(ValueError, match="--ema-decay"):
+        _cfg(**bad).validate()
+    _cfg(ema_decay=0.0, mode="model").validate()  # 0: no averaging, for any mode
 
 
 def test_model_tuning_changes_weights_through_the_same_loop(tiny_dirs):
@@ -111,8 +142,9 @@ def test_a_run_restored_from_its_state_ends_like_an_uninterrupted_one(tiny_dirs,
     from tuning.backbone import load_backbone
     from tuning.train import Trainer
 
+    packed = dict(num_prompts=2, ema_decay=0.7) if mode == "prompt" else {}
     cfg = _cfg(mode=mode, steps=6, eval_every=2, optimizer="adamw", lr=0.05, decay_factor=0.5, steps_per_decay=3,
-               patience=5)
+               patience=5, **packed)
 
     def trainer():
         backbone = load_backbone(str(tiny_dirs["llama"]), trainable=mode == "model")
@@ -131,7 +163,7 @@ def test_a_run_restored_from_its_state_ends_like_an_uninterrupted_one(tiny_dirs,
         first.fit(on_eval=crash)
     resumed = trainer()
     resumed.load_state_dict(saved["state"])
-    assert resumed.step_count == 2 and resumed.sampler.drawn == 2
+    assert resumed.step_count == 2 and all(s.drawn == 2 for s in resumed.samplers)
     again = resumed.fit()
     assert [h["step"] for h in again.history] == list(range(1, 7))
     assert [h["loss"] for h in again.history] == [h["loss"] for h in whole.history]

@@ -46,6 +46,8 @@ FACTORS: dict[str, dict[str, dict]] = {
     "length": {f"p={n}": {"prompt_length": n} for n in (1, 5, 20, 100)},
     "init": {name: {"init": name} for name in ("random_uniform", "sampled_vocab", "class_label")},
     "precision": {"float32": {"dtype": "float32"}, "bfloat16": {"dtype": "bfloat16"}},
+    # Evaluating a moving average of the prompt instead of its last value (not in the paper).
+    "averaging": {"last prompt": {"ema_decay": 0.0}, "EMA 0.99": {"ema_decay": 0.99}},
 }
 MODEL_TUNING = "model tuning"
 NOT_RUN = "—"  # a baseline that does not apply (generation tasks, T5) or was turned off (--no-linear-probe)

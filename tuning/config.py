@@ -26,6 +26,8 @@ class TrainConfig:
     decay_rate: float = opt(0.8, "Adafactor β2 decay")
     beta2: float | None = opt(None, "AdamW second-moment decay; None: the recipe's (else 0.999)")
     scale_parameter: bool | None = opt(None, "Adafactor parameter scaling; None: off for prompts (§3), on for model tuning")
+    ema_decay: float = opt(0.0, "evaluate and keep an exponential moving average of each prompt with this decay "
+                                "per step, e.g. 0.99 (0: the prompt itself, as in the paper)")
     warmup_steps: int = opt(0, "Table 6: linear warmup from 0, off by default")
     decay_factor: float | None = opt(None, "Table 6: multiply the lr by this every --steps-per-decay steps")
     steps_per_decay: int | None = opt(None, "Table 6: steps between lr decays (set with --decay-factor)")
@@ -97,6 +99,8 @@ class TrainConfig:
             (self.max_minutes is None or self.max_minutes > 0, "--max-minutes must be positive (omit it: no limit)"),
             ((self.decay_factor is None) == (self.steps_per_decay is None), "--decay-factor and --steps-per-decay go together"),
             (self.mode == "prompt" or self.num_prompts == 1, "model tuning trains one model: use --num-prompts 1"),
+            (not self.ema_decay or (0 < self.ema_decay < 1 and self.mode == "prompt"),
+             "--ema-decay must be in [0, 1), and above 0 only for prompt tuning (0: no averaging)"),
             (all(n is None or n > 0 for n in (self.train_examples, self.eval_examples)),
              "--train-examples and --eval-examples must be positive (omit them for the whole split)"),
         ]

@@ -1,12 +1,14 @@
 """The training loop: prompt tuning (only the soft prompts learn) and model tuning (every weight does).
 
-K prompts can train at once: the batch is replicated across them in one forward and backward pass,
-the training-time twin of the paper's §6 ensemble. Each prompt is its own parameter, so the
-optimiser's statistics stay per prompt and the result equals K separate runs on the same batches.
+K prompts can train at once in one forward and backward pass, the training-time twin of the paper's
+§6 ensemble. Prompt k is its own parameter with its own optimiser statistics, initialised with
+seed + k and reading its own batch order (data seed + k), so the result equals K separate runs with
+seeds seed..seed+K-1: the paper's ensemble members are separately trained prompts.
 
-`Trainer` holds a run's whole state (prompts or weights, optimiser, schedule, step, RNG, the batch
-sampler's position, the best checkpoint so far), so a run saved with `state_dict()` and restored
-with `load_state_dict()` continues exactly where it stopped: that is how a Tune trial resumes.
+`Trainer` holds a run's whole state (prompts or weights, their moving averages, optimiser, schedule,
+step, RNG, the batch samplers' position, the best checkpoint so far), so a run saved with
+`state_dict()` and restored with `load_state_dict()` continues exactly where it stopped: that is how
+a Tune trial resumes.
 """
 
 from __future__ import annotations
@@ -161,9 +163,10 @@ class Trainer:
         self.optimizer = build_optimizer(params, config)
         self.schedule = build_schedule(self.optimizer, config)
         self.shared = config.shared_prefix and not backbone.is_encoder_decoder and not self.model_tuning
-        self.sampler = BatchSampler([len(e.input_text) for e in train_examples], config.batch_size,
-                                    config.seed if config.data_seed is None else config.data_seed,
-                                    config.bucket_by_length)
+        data_seed = config.seed if config.data_seed is None else config.data_seed
+        self.samplers = [BatchSampler([len(e.input_text) for e in train_examples], config.batch_size, data_seed + i,
+                                      config.bucket_by_length) for i in range(k)]
+        self.averaged = [p.detach().clone() for p in self.prompts] if config.ema_decay else None
         self.step_count, self.stale, self.seconds = 0, 0, 0.0
         self.best = [{"step": 0, task.primary_metric: -math.inf} for _ in range(k)]
         self.best_prompts = [p.detach().clone() for p in self.prompts]
@@ -179,22 +182,22 @@ class Trainer:
         """
         config, k, t = self.config, len(self.prompts), time.time()
         rank, world = _world()
-        ids = next(self.sampler)[rank::world]
-        micro = len(ids) // config.grad_accum
+        ids = [next(sampler)[rank::world] for sampler in self.samplers]  # prompt k's share of its batch
+        micro = len(ids[0]) // config.grad_accum
         encoded = []
         for m in range(config.grad_accum):
-            chunk = [self.train_examples[i] for i in ids[m * micro:(m + 1) * micro]]
-            encoded.append(encode(self.backbone, [e.input_text for e in chunk] * k, [e.target_text for e in chunk] * k,
+            rows = [self.train_examples[i] for own in ids for i in own[m * micro:(m + 1) * micro]]
+            encoded.append(encode(self.backbone, [e.input_text for e in rows], [e.target_text for e in rows],
                                   config.max_input_length, config.padding_side).to(self.backbone.device))
-        tokens = _all_sum(sum(b.target_mask.sum() for b in encoded)) / k  # target tokens per prompt
+        index = torch.arange(k, device=self.backbone.device).repeat_interleave(micro)
+        tokens = _all_sum(sum(b.target_mask.sum(1).view(k, micro).sum(1) for b in encoded))  # each prompt's target tokens
         self.optimizer.zero_grad(set_to_none=True)
         total = 0.0
         for batch in encoded:
-            index = torch.arange(k, device=self.backbone.device).repeat_interleave(len(batch.input_ids) // k)
             stacked = torch.stack(self.prompts)
             source = self.lm.prefix_kv(stacked) if self.shared else stacked
             # Sum over prompts of each prompt's mean token loss: packed = K separate runs.
-            loss = -self.lm.target_logprobs(source, batch, index).sum() / tokens
+            loss = -(self.lm.target_logprobs(source, batch, index).sum(1) / tokens[index]).sum()
             loss.backward()
             total += loss.item() / k
         if world > 1:
@@ -205,22 +208,31 @@ class Trainer:
             total = float(_all_sum(torch.tensor(total, dtype=torch.float64)))
         self.optimizer.step()
         self.schedule.step()
+        if self.averaged is not None:
+            with torch.no_grad():
+                for average, prompt in zip(self.averaged, self.prompts):
+                    average.lerp_(prompt, 1 - config.ema_decay)
         self.step_count += 1
         self.seconds += time.time() - t
         return {"step": self.step_count, "loss": total, "lr": self.schedule.get_last_lr()[0], "seconds": self.seconds}
+
+    def current_prompts(self) -> list[torch.Tensor]:
+        """The prompts a run evaluates and keeps: the moving averages with --ema-decay, else the prompts."""
+        return self.averaged if self.averaged is not None else [p.detach() for p in self.prompts]
 
     def evaluate(self) -> list[dict]:
         """Dev metrics of each prompt now; a prompt that beats its best so far becomes its best."""
         t, primary = time.time(), self.task.primary_metric
         self.backbone.model.eval()
-        metrics = evaluate(self.lm, torch.stack(self.prompts).detach(), self.task, self.dev_examples,
+        current = self.current_prompts()
+        metrics = evaluate(self.lm, torch.stack(current), self.task, self.dev_examples,
                            batch_size=self.config.eval_batch_size, max_input_length=self.config.max_input_length)
         if self.model_tuning:
             self.backbone.model.train()
         improved = False
         for i, m in enumerate(metrics):
             if m[primary] > self.best[i][primary]:
-                self.best[i], self.best_prompts[i], improved = {**m, "step": self.step_count}, self.prompts[i].detach().clone(), True
+                self.best[i], self.best_prompts[i], improved = {**m, "step": self.step_count}, current[i].clone(), True
                 if self.model_tuning:
                     self.best_weights = {n: w.detach().clone() for n, w in self.backbone.model.state_dict().items()}
         self.stale = 0 if improved else self.stale + 1
@@ -266,9 +278,9 @@ class Trainer:
 
     def state_dict(self) -> dict:
         trained = ({"weights": self.backbone.model.state_dict(), "best_weights": self.best_weights}
-                   if self.model_tuning else {"prompts": [p.detach() for p in self.prompts]})
+                   if self.model_tuning else {"prompts": [p.detach() for p in self.prompts], "averaged": self.averaged})
         return {**trained, "step": self.step_count, "optimizer": self.optimizer.state_dict(),
-                "schedule": self.schedule.state_dict(), "sampler": self.sampler.state_dict(),
+                "schedule": self.schedule.state_dict(), "sampler": self.samplers[0].state_dict(),
                 "rng": torch.get_rng_state(), "best": self.best, "best_prompts": self.best_prompts,
                 "stale": self.stale, "seconds": self.seconds, "history": self.history}
 
@@ -282,9 +294,12 @@ class Trainer:
                     raise ValueError("saved training state has other prompt shapes than this run's config")
                 for p, saved in zip(self.prompts, state["prompts"]):
                     p.copy_(saved)
+                if self.averaged is not None:
+                    self.averaged = [a.clone() for a in state["averaged"]]
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
-        self.sampler.load_state_dict(state["sampler"])
+        for sampler in self.samplers:  # they draw in step
+            sampler.load_state_dict(state["sampler"])
         torch.set_rng_state(state["rng"])
         self.step_count, self.stale, self.seconds = state["step"], state["stale"], state["seconds"]
         self.best, self.best_prompts = list(state["best"]), list(state["best_prompts"])
