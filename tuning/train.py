@@ -164,8 +164,8 @@ class Trainer:
         self.schedule = build_schedule(self.optimizer, config)
         self.shared = config.shared_prefix and not backbone.is_encoder_decoder and not self.model_tuning
         data_seed = config.seed if config.data_seed is None else config.data_seed
-        self.samplers = [BatchSampler([len(e.input_text) for e in train_examples], config.batch_size, data_seed + i,
-                                      config.bucket_by_length) for i in range(k)]
+        lengths = [len(e.input_text) for e in train_examples]
+        self.samplers = [BatchSampler(lengths, config.batch_size, data_seed + i, config.bucket_by_length) for i in range(k)]
         self.averaged = [p.detach().clone() for p in self.prompts] if config.ema_decay else None
         self.step_count, self.stale, self.seconds = 0, 0, 0.0
         self.best = [{"step": 0, task.primary_metric: -math.inf} for _ in range(k)]
