@@ -1,8 +1,9 @@
 """Prompt tuning vs model tuning on the default model: parameters (paper Table 4 layout), seconds per
 training step on the same batches, and peak memory of each (each row in its own process, so peak
 RSS is its own). Each step is `tuning.train.Trainer.step()`, the training loop's own step. Prompt
-tuning runs in fp32 and in bf16 (frozen bf16 backbone, fp32 prompt), and the bf16/fp32
-step-throughput ratio is printed from the same run.
+tuning runs in fp32, in bf16 (frozen bf16 backbone, fp32 prompt) and in bf16 with `--compile`
+(tuning/compiled.py; its first step includes the compiling), and the step-throughput ratios to fp32 are
+printed from the same run.
 
     python benchmarks/bench_train.py [--model smollm2-135m] [--batch-size 8] [--steps 12]
 """
@@ -30,7 +31,8 @@ def run_mode(args) -> dict:
 
     torch.set_num_threads(args.threads)
     config = TrainConfig(task="mrpc", mode=args.mode, prompt_length=args.prompt_length, batch_size=args.batch_size,
-                         shared_prefix=args.shared_prefix, max_input_length=128, steps=args.steps + 1, progress=False)
+                         shared_prefix=args.shared_prefix, max_input_length=128, steps=args.steps + 1, progress=False,
+                         compile=args.compile)
     backbone = load_backbone(args.model, dtype=getattr(torch, args.dtype), trainable=args.mode == "model")
     rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     examples = get_task("mrpc").load("train", limit=args.batch_size * (args.steps + 1))
@@ -42,7 +44,8 @@ def run_mode(args) -> dict:
         times.append(time.perf_counter() - t)
     trainable = sum(p.numel() for p in trainer.optimizer.param_groups[0]["params"])
     total = sum(p.numel() for p in backbone.model.parameters()) + (trainable if args.mode == "prompt" else 0)
-    return {"mode": args.mode, "shared_prefix": args.shared_prefix, "dtype": args.dtype, "seconds_per_step": statistics.median(times[1:]),
+    return {"mode": args.mode, "shared_prefix": args.shared_prefix, "dtype": args.dtype, "compile": args.compile,
+            "seconds_per_step": statistics.median(times[1:]), "first_step": times[0],
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "loaded_rss_mb": rss_loaded, "trainable": trainable, "total": total}
 
@@ -57,6 +60,7 @@ def main() -> None:
     ap.add_argument("--mode", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--shared-prefix", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--dtype", default="float32", help=argparse.SUPPRESS)
+    ap.add_argument("--compile", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.mode:
         print(json.dumps(run_mode(args)))
@@ -71,27 +75,30 @@ def main() -> None:
     print(parameter_table(backbone))
     del backbone
     rows = []
-    runs = (("prompt", False, "float32"), ("prompt", True, "float32"), ("prompt", False, "bfloat16"),
-            ("prompt", True, "bfloat16"), ("model", False, "float32"))
-    for mode, shared, dtype in runs:
+    runs = (("prompt", False, "float32", False), ("prompt", True, "float32", False), ("prompt", False, "bfloat16", False),
+            ("prompt", True, "bfloat16", False), ("prompt", False, "bfloat16", True), ("prompt", True, "bfloat16", True),
+            ("model", False, "float32", False))
+    for mode, shared, dtype, compiled in runs:
         cmd = [sys.executable, __file__, "--mode", mode, "--model", args.model, "--batch-size", str(args.batch_size),
                "--steps", str(args.steps), "--prompt-length", str(args.prompt_length), "--threads", str(args.threads),
-               "--dtype", dtype]
-        out = subprocess.run(cmd + (["--shared-prefix"] if shared else []), capture_output=True, text=True, check=True)
+               "--dtype", dtype] + (["--shared-prefix"] if shared else []) + (["--compile"] if compiled else [])
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True)
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     base = rows[-1]["seconds_per_step"]
     print(f"\nbatch {args.batch_size} MRPC train examples (≤128 tokens), prompt length {args.prompt_length}, "
           f"{args.threads} threads, median of {args.steps} steps\n")
-    print("| mode | dtype | trainable params | s / step | speed vs model tuning | peak RSS MB | RSS after load MB |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+    print("| mode | dtype | trainable params | s / step | first step s | speed vs model tuning | peak RSS MB | RSS after load MB |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        name = r["mode"] + (" tuning + shared prefix" if r["shared_prefix"] else " tuning")
-        print(f"| {name} | {r['dtype']} | {r['trainable']:,} | {r['seconds_per_step']:.2f} | "
+        name = r["mode"] + " tuning" + (" + shared prefix" if r["shared_prefix"] else "") + (" + compile" if r["compile"] else "")
+        print(f"| {name} | {r['dtype']} | {r['trainable']:,} | {r['seconds_per_step']:.2f} | {r['first_step']:.1f} | "
               f"{base / r['seconds_per_step']:.2f}× | {r['peak_rss_mb']:.0f} | {r['loaded_rss_mb']:.0f} |")
-    step = {(r["mode"], r["shared_prefix"], r["dtype"]): r["seconds_per_step"] for r in rows}
+    step = {(r["mode"], r["shared_prefix"], r["dtype"], r["compile"]): r["seconds_per_step"] for r in rows}
     for shared in (False, True):
-        ratio = step[("prompt", shared, "float32")] / step[("prompt", shared, "bfloat16")]
-        print(f"\nbf16 vs fp32 prompt-tuning step throughput{' (shared prefix)' if shared else ''}: {ratio:.2f}×", end="")
+        fp32 = step[("prompt", shared, "float32", False)]
+        where = " (shared prefix)" if shared else ""
+        print(f"\nbf16 vs fp32 prompt-tuning step throughput{where}: {fp32 / step[('prompt', shared, 'bfloat16', False)]:.2f}×; "
+              f"bf16 + compile vs fp32: {fp32 / step[('prompt', shared, 'bfloat16', True)]:.2f}×", end="")
     print()
 
 

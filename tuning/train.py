@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from .artifact import PromptArtifact
 from .backbone import Backbone, freeze, load_backbone
+from .compiled import compile_backbone
 from .config import TrainConfig
 from .encoding import encode
 from .evaluate import evaluate
@@ -148,6 +149,8 @@ class Trainer:
         self.task, self.backbone = task, backbone
         self.train_examples, self.dev_examples = train_examples, dev_examples
         use_fast_attention_for_training(backbone.model)
+        if config.compile:
+            compile_backbone(backbone.model)
         self.lm = PromptedLM(backbone)
         k = config.num_prompts
         if self.model_tuning:
