@@ -3,8 +3,8 @@
 On the 2-core CPU in bf16 a prompt-tuning step spent ~45% of its time in unfused elementwise ops (the
 RMSNorm's fp32 round trip, the MLP's SiLU gating, the attention's scaling, masking and softmax) and
 ~35% in matmuls. Compiling the norms, the MLPs and the eager attention function fuses those ops: a
-packed step of 5 prompts at batch 8 runs ~1.2× faster after ~20 s of compiling (the numbers are in
-benchmarks/bench_train.py). Matmuls are untouched, so results equal eager mode up to rounding.
+packed step of 5 prompts at batch 8 runs ~1.2× faster after ~20 s of compiling (docs/benchmarks.md,
+from benchmarks/bench_train.py). Matmuls are untouched, so results equal eager mode up to rounding.
 
 Only blocks without per-layer state are compiled, so one graph serves every layer (a whole decoder
 layer guards on its layer index: 30 recompiles). Shapes are dynamic: bucketed batches of any length
@@ -22,7 +22,8 @@ BLOCK_SUFFIXES = ("RMSNorm", "LayerNorm", "MLP", "DenseActDense", "DenseGatedAct
 
 def compile_backbone(model: torch.nn.Module) -> None:
     """Compile, in place, every norm and MLP block of `model` and, where it runs eager attention, its
-    attention function (registered with transformers as "compiled_<eager>" and selected)."""
+    attention function (registered with transformers as "compiled_eager_<modeling module>" and selected).
+    The modules stay compiled for every later user of this backbone."""
     for module in model.modules():
         if type(module).__name__.endswith(BLOCK_SUFFIXES):
             module.compile(dynamic=True)
