@@ -176,12 +176,17 @@ def test_a_run_restored_from_its_state_ends_like_an_uninterrupted_one(tiny_dirs,
         assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_a_state_of_another_prompt_shape_is_refused(tiny_llama):
+@pytest.mark.parametrize("saved, resumed, message", [
+    (dict(prompt_length=4), dict(prompt_length=5), "prompt shapes"),
+    (dict(ema_decay=0.9), dict(), "--ema-decay"),
+    (dict(), dict(ema_decay=0.9), "--ema-decay"),
+])
+def test_a_state_of_another_prompt_config_is_refused(tiny_llama, saved, resumed, message):
     from tuning.train import Trainer
 
-    state = Trainer(_cfg(prompt_length=4), backbone=tiny_llama, train_examples=_toy(), dev_examples=_toy(4)).state_dict()
-    other = Trainer(_cfg(prompt_length=5), backbone=tiny_llama, train_examples=_toy(), dev_examples=_toy(4))
-    with pytest.raises(ValueError, match="prompt shapes"):
+    state = Trainer(_cfg(**saved), backbone=tiny_llama, train_examples=_toy(), dev_examples=_toy(4)).state_dict()
+    other = Trainer(_cfg(**resumed), backbone=tiny_llama, train_examples=_toy(), dev_examples=_toy(4))
+    with pytest.raises(ValueError, match=message):
         other.load_state_dict(state)
 
 
@@ -271,18 +276,17 @@ def test_compiled_training_steps_equal_eager_ones(tiny_dirs, kind):
     from tuning.backbone import load_backbone
     from tuning.train import Trainer
 
-    def run(compile: bool) -> Trainer:
+    def run(compile: bool) -> tuple[Trainer, list[float]]:
         backbone = load_backbone(str(tiny_dirs[kind]), dtype=torch.float32)
         backbone.model.set_attn_implementation("eager")
         trainer = Trainer(_cfg(num_prompts=2, optimizer="adamw", lr=0.05, compile=compile), backbone=backbone,
                           train_examples=_toy(), dev_examples=_toy(4))
-        trainer.history = [trainer.step(), trainer.step()]
-        return trainer
+        return trainer, [trainer.step()["loss"] for _ in range(2)]
 
-    eager, compiled = run(False), run(True)
+    (eager, eager_losses), (compiled, compiled_losses) = run(False), run(True)
     if kind == "llama":
         assert compiled.backbone.model.config._attn_implementation == "compiled_eager_modeling_llama"
     assert any(getattr(m, "_compiled_call_impl", None) for m in compiled.backbone.model.modules())
-    assert [h["loss"] for h in compiled.history] == pytest.approx([h["loss"] for h in eager.history], rel=1e-5)
+    assert compiled_losses == pytest.approx(eager_losses, rel=1e-5)
     for a, b in zip(compiled.prompts, eager.prompts):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

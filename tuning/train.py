@@ -295,6 +295,8 @@ class Trainer:
             else:
                 if [tuple(p.shape) for p in state["prompts"]] != [tuple(p.shape) for p in self.prompts]:
                     raise ValueError("saved training state has other prompt shapes than this run's config")
+                if (state.get("averaged") is None) != (self.averaged is None):
+                    raise ValueError("saved training state was trained with another --ema-decay (on/off) than this run's config")
                 for p, saved in zip(self.prompts, state["prompts"]):
                     p.copy_(saved)
                 if self.averaged is not None:
