@@ -212,6 +212,10 @@ def test_paper_space_is_table_6_scaled():
     assert seeds["seed"] == {"grid_search": [0, 2, 4]} and seeds["steps"] == 300
     assert seeds["lr"] is None and seeds["scale_parameter"] is None  # the run's recipe decides (tuning/recipe.py)
     assert space.param_space(SweepConfig(search="seeds", lr=0.3))["lr"] == 0.3
+    schedule = space.param_space(SweepConfig(search="seeds", warmup_steps=10, decay_factor=0.7, steps_per_decay=600))
+    assert (schedule["warmup_steps"], schedule["decay_factor"], schedule["steps_per_decay"]) == (10, 0.7, 600)
+    with pytest.raises(ValueError, match="go together"):
+        SweepConfig(decay_factor=0.7).validate()
     assert space.param_space(SweepConfig(search="paper", prompt_length=20))["prompt_length"] == 20  # a pin
     # A trial's resolved space -> TrainConfig overrides, applied with dataclasses.replace.
     train = SweepConfig().train

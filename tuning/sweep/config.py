@@ -58,6 +58,9 @@ class SweepConfig:
     prompt_length: int | None = opt(None, "prompt length (None: paper's 100; paper mode: sampled)")
     init: str | None = opt(None, "prompt initialisation (None: paper's class_label; paper mode: sampled)")
     lr: float | None = opt(None, "seeds mode: learning rate; None: the recipe's (tuning/recipe.py)")
+    warmup_steps: int | None = opt(None, "seeds mode: lr warmup steps (None: none)")
+    decay_factor: float | None = opt(None, "seeds mode: multiply the lr by this every --steps-per-decay steps (None: no decay)")
+    steps_per_decay: int | None = opt(None, "seeds mode: steps between lr decays (set with --decay-factor)")
     seed: int = opt(0, "seeds mode: first seed; also the search's random state")
     early_stop: bool = opt(True, "ASHA on the dev primary metric, time = training step")
     reduction_factor: int = opt(2, "ASHA reduction factor (keep 1/this of trials at each rung)")
@@ -101,6 +104,7 @@ class SweepConfig:
             (self.scale >= 1, "--scale must be at least 1"),
             (all(v is None or v >= 1 for v in (self.steps, self.batch_size, self.prompt_length)),
              "--steps, --batch-size and --prompt-length must be at least 1 (omit them for the space's)"),
+            ((self.decay_factor is None) == (self.steps_per_decay is None), "--decay-factor and --steps-per-decay go together"),
             (self.init is None or self.init in INITS, f"--init must be one of {', '.join(INITS)}"),
             (self.cpus_per_trial > 0 and self.gpus_per_trial >= 0, "--cpus-per-trial must be > 0, --gpus-per-trial >= 0"),
             (self.max_concurrent_trials >= 0 and self.max_failures >= 0, "--max-concurrent-trials and --max-failures must be >= 0"),

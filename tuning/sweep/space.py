@@ -49,10 +49,12 @@ def batch_size_choices(config: SweepConfig) -> list[int]:
 
 def pinned(config: SweepConfig) -> dict:
     """The hyperparameters the command line fixes: --prompt-length and --init in both modes; --steps,
-    --batch-size and --lr in seeds mode (None: left to the space)."""
+    --batch-size, --lr and the lr schedule (--warmup-steps, --decay-factor with --steps-per-decay) in seeds
+    mode (None: left to the space)."""
     pins = {"prompt_length": config.prompt_length, "init": config.init}
     if config.search == "seeds":
-        pins.update(steps=config.steps, batch_size=config.batch_size, lr=config.lr)
+        pins.update(steps=config.steps, batch_size=config.batch_size, lr=config.lr, warmup_steps=config.warmup_steps,
+                    decay_factor=config.decay_factor, steps_per_decay=config.steps_per_decay)
     return {name: value for name, value in pins.items() if value is not None}
 
 
