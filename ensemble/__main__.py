@@ -1,7 +1,9 @@
 """`python -m ensemble evaluate --registry DIR --task T`: score a registered N-prompt ensemble on dev.
 
 Prints, per task, the average single prompt, the best single prompt and the ensemble (paper §6,
-Table 3), all from ONE batched pass of the examples replicated across the N prompts.
+Table 3), all from ONE batched pass of the examples replicated across the N prompts; then how often
+the prompts agree and the vote's gain over them with a 95% paired-bootstrap interval
+(ensemble/diagnostics.py), so that a gain or loss smaller than the dev set's noise reads as such.
 """
 
 from __future__ import annotations
@@ -14,22 +16,27 @@ from tqdm.auto import tqdm
 
 from tuning.backbone import DEFAULT_MODEL
 
+from .diagnostics import describe
 from .vote import VOTINGS
 
 
 def evaluate(registry: str, tasks: list[str] | None, model: str, examples: int | None, batch_size: int,
-             voting: str, data_dir: str | None, split: str = "validation") -> str:
+             voting: str, data_dir: str | None, split: str = "validation", bootstrap: int = 1000) -> str:
+    """The Table 3 markdown table, then a blank line and the diagnostics (none with `bootstrap=0`)."""
     from tuning.backbone import load_backbone
 
     from .bank import PromptBank
     from .engine import EnsembleEngine
 
+    if bootstrap < 0:
+        raise ValueError("--bootstrap must be 0 (no diagnostics) or a number of resamples")
     bank = PromptBank(load_backbone(model), registry)
     if not bank.tasks:
         raise ValueError(f"no prompts in {registry} for this backbone (refused: {len(bank.refused)}); "
                          f"train some first: python -m tuning.sweep --registry {registry}")
     engine = EnsembleEngine(bank, max_rows=32)
     lines = ["| task | N | metric | average single prompt | best single prompt (by the first metric) | ensemble |", "|---|---:|---|---:|---:|---:|"]
+    notes = []
     for name in tasks or sorted(bank.tasks):
         if name not in bank.tasks:
             raise ValueError(f"no prompts for task {name!r} in {registry}; registered: {', '.join(sorted(bank.tasks))}")
@@ -47,7 +54,9 @@ def evaluate(registry: str, tasks: list[str] | None, model: str, examples: int |
             spread = statistics.stdev(single) if len(single) > 1 else 0.0
             lines.append(f"| {name} | {tp.n} | {key} | {statistics.mean(single):.4f} ± {spread:.4f} | "
                          f"{best[key]:.4f} | **{ens[key]:.4f}** |")
-    return "\n".join(lines)
+        if bootstrap and tp.n > 1:
+            notes += describe(tp.task, dev, preds, singles.index(best), bootstrap)
+    return "\n".join(lines + ([""] + notes if notes else []))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="how the N prompts' answers combine (§6: majority)")
     ev.add_argument("--split", default="validation", help="split to score; it must be labelled (GLUE's and SuperGLUE's "
                                                           "test splits are not: scoring them is refused)")
+    ev.add_argument("--bootstrap", type=int, default=1000,
+                    help="resamples of the dev set for the vote's 95%% intervals over its prompts (0: no diagnostics)")
     ev.add_argument("--data-dir", default=None, help="benchmark files; None: $PROMPT_TUNING_DATA, else ../shared/data")
     return parser
 
@@ -75,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     return run_command(lambda: print(evaluate(args.registry, args.task, args.model, args.examples, args.batch_size,
-                                              args.voting, args.data_dir, args.split)))
+                                              args.voting, args.data_dir, args.split, args.bootstrap)))
 
 
 if __name__ == "__main__":

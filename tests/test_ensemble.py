@@ -79,6 +79,32 @@ def test_mean_probability_vote_can_overrule_the_majority():
     assert mean_probability_vote(scores, labels).prediction == "b"
 
 
+def test_agreement_counts_where_members_split_and_who_is_right_there():
+    from ensemble.diagnostics import agreement
+
+    answers = [("a", "a", "a"), ("a", "b", "b"), ("b", "a", "a"), ("a", "a", "b")]
+    a = agreement(answers, ["a", "b", "a", "a"], ["a", "b", "b", "b"])
+    assert (a.examples, a.unanimous, a.split) == (4, 1, 3)
+    assert a.pairwise == pytest.approx((3 + 1 + 1 + 1) / 12)  # per example: 3, 1, 1, 1 of the 3 pairs agree
+    assert a.vote_right_on_split == 1                          # only example 1's vote is right
+    assert a.member_right_on_split == pytest.approx((2 + 1 + 1) / 3)
+
+
+def test_paired_bootstrap_interval_brackets_the_difference_and_is_zero_without_one():
+    from ensemble.diagnostics import paired_bootstrap
+
+    assert paired_bootstrap(lambda idx: 0.0, 50) == (0.0, 0.0)
+    right = [1] * 30 + [0] * 20                                # the vote is right on 30 of 50 examples,
+    member = [1] * 25 + [0] * 25                               # a member on 25 (a subset): +10 points
+
+    def diff(idx):
+        return sum(right[i] - member[i] for i in idx) / len(idx)
+
+    low, high = paired_bootstrap(diff, 50, resamples=500)
+    assert 0 < low < 0.10 < high < 0.25
+    assert paired_bootstrap(diff, 50, resamples=500) == (low, high)  # seeded: the same report every run
+
+
 def test_unknown_task_and_voting_fail_clearly(bank):
     engine = EnsembleEngine(bank)
     with pytest.raises(KeyError, match="no prompts loaded for task 'boolq'"):
@@ -141,10 +167,22 @@ def test_evaluate_command_reports_single_best_and_ensemble(tmp_path, tiny_dirs, 
                                    tiny_llama.fingerprint), tmp_path / "rte" / f"p{k}")
     argv = ["evaluate", "--registry", str(tmp_path), "--model", str(tiny_dirs["llama"]), "--examples", "6"]
     assert main(argv) == 0
-    row = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| rte")][0]
+    out = capsys.readouterr().out
+    row = [line for line in out.splitlines() if line.startswith("| rte")][0]
     cells = [c.strip(" *") for c in row.split("|")[1:-1]]
     assert cells[:3] == ["rte", "3", "accuracy"]
     mean, best, ens = float(cells[3].split(" ± ")[0]), float(cells[4]), float(cells[5])
     assert mean <= best and all(0 <= v <= 1 for v in (mean, best, ens))
+    notes = [line for line in out.splitlines() if line.startswith("rte: ")]
+    assert "the 3 prompts answer alike" in notes[0] and len(notes) in (4, 5)  # 4: no example split them
+    gold = [e.target_text for e in get_task("rte").load("validation", limit=6)]
+    assert notes[1].startswith(f"rte: answers per label: gold entailment {gold.count('entailment')}, "
+                               f"not_entailment {gold.count('not_entailment')}; vote ")
+    vote_minus_average = float(notes[-2].split("(accuracy): ")[1].split(" points")[0])
+    assert vote_minus_average == pytest.approx(100 * (ens - mean), abs=0.011)
+    low, high = (float(x) for x in notes[-2].split("interval [")[1].split("]")[0].split(", "))
+    assert low <= vote_minus_average <= high
+    assert main(argv + ["--bootstrap", "-1"]) == 2
+    assert "--bootstrap must be 0" in capsys.readouterr().err
     assert main(argv + ["--task", "cb"]) == 2
     assert "no prompts for task 'cb'" in capsys.readouterr().err

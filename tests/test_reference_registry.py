@@ -15,8 +15,10 @@ def test_reference_registry_loads_and_reproduces_its_recorded_scores():
     from ensemble.__main__ import evaluate
 
     expected = json.loads((REFERENCE / "expected.json").read_text())
-    table = evaluate(str(REFERENCE), ["mrpc"], "smollm2-135m", expected["examples"], 8, "majority", None)
+    report = evaluate(str(REFERENCE), ["mrpc"], "smollm2-135m", expected["examples"], 8, "majority", None)
+    table, notes = report.split("\n\n")
     assert table == expected["table"]
+    assert "the 5 prompts answer alike" in notes
 
 
 def test_reference_registry_serves_every_prompt():
