@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from tuning.artifact import load_prompt
 from tuning.cli import main
@@ -51,6 +52,27 @@ def test_train_command_writes_artifacts_and_prints_metrics(tmp_path, tiny_dirs):
     assert main(["plot", str(history), str(twin), "--label", "a", "--label", "b", "--out", str(compared)]) == 0
     assert compared.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["plot", str(history), str(twin), "--label", "a", "--out", str(compared)]) == 2
+
+
+def test_a_stopped_train_command_resumes_where_it_stopped(tmp_path, tiny_dirs, capsys):
+    """`--resume` continues from the last evaluation's saved state: 2 steps, then 2 more, end like 4 in one go."""
+    from tuning.history import read_history
+
+    def run(out, steps, *extra):
+        assert main(["train", "--model", str(tiny_dirs["llama"]), "--task", "rte", "--prompt-length", "3",
+                     "--batch-size", "2", "--eval-every", "2", "--train-examples", "8", "--eval-examples", "4",
+                     "--no-progress", "--output-dir", str(out), "--steps", str(steps), *extra]) == 0
+        return capsys.readouterr().out
+
+    run(tmp_path / "whole", 4)
+    assert "resuming" not in run(tmp_path / "parts", 2, "--resume")      # nothing saved yet: starts afresh
+    assert "resuming from step 2" in run(tmp_path / "parts", 4, "--resume")
+    (whole,), (parts,) = ((tmp_path / d / "rte").glob("*.safetensors") for d in ("whole", "parts"))
+    assert torch.equal(load_prompt(whole).prompt, load_prompt(parts).prompt)
+    histories = [read_history(next((tmp_path / d / "rte").glob("*.history.jsonl"))) for d in ("whole", "parts")]
+    assert [r["step"] for r in histories[1]] == [1, 2, 3, 4]
+    assert [r["loss"] for r in histories[1]] == [r["loss"] for r in histories[0]]
+    assert "resuming" not in run(tmp_path / "parts", 4)                  # without --resume: over from step 1
 
 
 def _cli_parsers():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import types
 import typing
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from .config import TrainConfig
 from .fields import compose, dashed, flags, is_nested
+from .history import HistoryWriter
 
 
 class CliError(Exception):
@@ -82,32 +84,50 @@ def config_from_args(args: argparse.Namespace, config_cls):
     return compose(config_cls, **{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
-def _train(config: TrainConfig, on_record) -> tuple[list, list[dict], object]:
-    """(prompt artifacts, best dev metrics of each, the model-tuned backbone or None), trained in this
-    process or, with --workers W > 1, by W Ray Train workers."""
+def _train(config: TrainConfig, stem: Path, resume: bool) -> tuple[list, list[dict], object, HistoryWriter]:
+    """(prompt artifacts, best dev metrics of each, the model-tuned backbone or None, the written history),
+    trained in this process (its state saved at each evaluation to `<stem>.trainer.pt`, which `resume`
+    continues from) or, with --workers W > 1, by W Ray Train workers (which resume from their own
+    checkpoints under --output-dir)."""
     if config.workers == 1:
-        from .train import train
+        import torch
 
-        result = train(config, on_record=on_record)
+        from .train import Trainer
+
+        trainer, state = Trainer(config), stem.with_name(stem.name + ".trainer.pt")
+        if resume and state.exists():
+            trainer.load_state_dict(torch.load(state, weights_only=True))
+            print(f"resuming from step {trainer.step_count} ({state})")
+        with HistoryWriter(stem, past=trainer.history) as history:
+            result = trainer.fit(on_eval=lambda *_: save_atomically(trainer.state_dict(), state), on_record=history)
         model_tuned = result.backbone if config.mode == "model" else None
-        return (result.artifacts() if model_tuned is None else []), result.best_metrics, model_tuned
+        return (result.artifacts() if model_tuned is None else []), result.best_metrics, model_tuned, history
     from .backbone import freeze, load_backbone
     from .distributed import train_on_workers
 
     result = train_on_workers(config)
-    for record in result.history:
-        on_record(record)
+    with HistoryWriter(stem) as history:
+        for record in result.history:
+            history(record)
     if config.mode == "prompt":
-        return result.artifacts, result.best_metrics, None
+        return result.artifacts, result.best_metrics, None, history
     backbone = load_backbone(config.model, trainable=True)
     backbone.model.load_state_dict(result.trainer_state["best_weights"])
     freeze(backbone.model)
-    return [], result.best_metrics, backbone
+    return [], result.best_metrics, backbone, history
+
+
+def save_atomically(state: dict, path: Path) -> None:
+    """torch.save through a temporary file, so a run stopped while saving keeps its previous state."""
+    import torch
+
+    partial = path.with_name(path.name + ".partial")
+    torch.save(state, partial)
+    os.replace(partial, path)
 
 
 def cmd_train(args) -> None:
     from .artifact import save_prompt
-    from .history import HistoryWriter
     from .registry import PromptRegistry
 
     config = config_from_args(args, TrainConfig).validate()
@@ -115,8 +135,7 @@ def cmd_train(args) -> None:
     prompt_name = lambda seed: f"{config.task}-p{config.prompt_length}-{config.init}-s{seed}"  # noqa: E731
     run = f"model-tuned-s{config.seed}" if config.mode == "model" else prompt_name(config.seed)
     stem = runs.task_dir(config.task) / (run if config.num_prompts == 1 else f"{run}-k{config.num_prompts}")
-    with HistoryWriter(stem) as history:
-        artifacts, best_metrics, model_tuned = _train(config, history)
+    artifacts, best_metrics, model_tuned, history = _train(config, stem, args.resume)
     paths = [save_prompt(a, runs.path_for(config.task, prompt_name(config.seed + k))) for k, a in enumerate(artifacts)]
     if model_tuned is not None:
         out = runs.task_dir(config.task) / run
@@ -187,6 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="train a prompt (or the whole model) on one task")
     add_config_args(train, TrainConfig)
+    train.add_argument("--resume", action="store_true", help="continue from the run's last evaluation "
+                       "(<output-dir>/<task>/<run>.trainer.pt, saved at each one) instead of starting over "
+                       "(default: False)")
     train.set_defaults(func=cmd_train)
     model_help = "backbone the prompt belongs to: default name, hub id or local directory"
     exp = sub.add_parser("export-peft", help="write a prompt as a PEFT prompt-tuning adapter",

@@ -11,9 +11,12 @@ from pathlib import Path
 
 
 class HistoryWriter:
-    """Appends each record to `<stem>.history.jsonl` and writes its scalars under `<stem>.tensorboard/`."""
+    """Appends each record to `<stem>.history.jsonl` and writes its scalars under `<stem>.tensorboard/`.
 
-    def __init__(self, stem: str | Path):
+    `past`: the records of a resumed run up to its checkpoint; the file starts with them, and TensorBoard
+    hides what an earlier writer logged from the first new step on (a run started over: from step 1)."""
+
+    def __init__(self, stem: str | Path, past: list[dict] = ()):
         from torch.utils.tensorboard import SummaryWriter
 
         stem = Path(stem)
@@ -21,7 +24,8 @@ class HistoryWriter:
         self.path = stem.with_name(stem.name + ".history.jsonl")
         self.tensorboard_dir = stem.with_name(stem.name + ".tensorboard")
         self._file = open(self.path, "w")
-        self._tb = SummaryWriter(str(self.tensorboard_dir))
+        self._file.writelines(json.dumps(record) + "\n" for record in past)
+        self._tb = SummaryWriter(str(self.tensorboard_dir), purge_step=past[-1]["step"] + 1 if past else 1)
 
     def __call__(self, record: dict) -> None:
         self._file.write(json.dumps(record) + "\n")
