@@ -169,8 +169,10 @@ def test_job_configs_compose_a_train_config_and_keep_their_flags():
     assert sweep.steps == 9  # a pin of the search space, not the train config's
     # What the space sets per trial, or the sweep for every trial, has no flag of its own.
     flags = {o for a in sweep_parser()._actions for o in a.option_strings}
-    assert not flags & {"--warmup-steps", "--decay-factor", "--steps-per-decay", "--scale-parameter", "--task",
-                        "--mode", "--output-dir", "--progress"}
+    assert not flags & {"--scale-parameter", "--task", "--mode", "--output-dir", "--progress"}
+    # The lr schedule is pinned like --steps: a field of the sweep, not of its train config.
+    pinned = config_from_args(sweep_parser().parse_args(["--decay-factor", "0.7", "--steps-per-decay", "600"]), SweepConfig)
+    assert (pinned.decay_factor, pinned.steps_per_decay, pinned.train.decay_factor) == (0.7, 600, None)
     # --workers is the sweep's (a Ray Train group per trial), never the train config's (one process per trial).
     sweep = config_from_args(sweep_parser().parse_args(["--workers", "2"]), SweepConfig)
     assert (sweep.workers, sweep.train.workers) == (2, 1)
