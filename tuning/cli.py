@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 import types
 import typing
@@ -92,6 +91,7 @@ def _train(config: TrainConfig, stem: Path, resume: bool) -> tuple[list, list[di
     if config.workers == 1:
         import torch
 
+        from .artifact import atomic_write
         from .train import Trainer
 
         trainer, state = Trainer(config), stem.with_name(stem.name + ".trainer.pt")
@@ -99,7 +99,8 @@ def _train(config: TrainConfig, stem: Path, resume: bool) -> tuple[list, list[di
             trainer.load_state_dict(torch.load(state, weights_only=True))
             print(f"resuming from step {trainer.step_count} ({state})")
         with HistoryWriter(stem, past=trainer.history) as history:
-            result = trainer.fit(on_eval=lambda *_: save_atomically(trainer.state_dict(), state), on_record=history)
+            save = lambda *_: atomic_write(state, lambda tmp: torch.save(trainer.state_dict(), tmp))  # noqa: E731
+            result = trainer.fit(on_eval=save, on_record=history)
         model_tuned = result.backbone if config.mode == "model" else None
         return (result.artifacts() if model_tuned is None else []), result.best_metrics, model_tuned, history
     from .backbone import freeze, load_backbone
@@ -115,15 +116,6 @@ def _train(config: TrainConfig, stem: Path, resume: bool) -> tuple[list, list[di
     backbone.model.load_state_dict(result.trainer_state["best_weights"])
     freeze(backbone.model)
     return [], result.best_metrics, backbone, history
-
-
-def save_atomically(state: dict, path: Path) -> None:
-    """torch.save through a temporary file, so a run stopped while saving keeps its previous state."""
-    import torch
-
-    partial = path.with_name(path.name + ".partial")
-    torch.save(state, partial)
-    os.replace(partial, path)
 
 
 def cmd_train(args) -> None:
