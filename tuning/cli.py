@@ -99,7 +99,9 @@ def _train(config: TrainConfig, stem: Path, resume: bool) -> tuple[list, list[di
             trainer.load_state_dict(torch.load(state, weights_only=True))
             print(f"resuming from step {trainer.step_count} ({state})")
         with HistoryWriter(stem, past=trainer.history) as history:
-            save = lambda *_: atomic_write(state, lambda tmp: torch.save(trainer.state_dict(), tmp))  # noqa: E731
+            def save(*_):
+                atomic_write(state, lambda tmp: torch.save(trainer.state_dict(), tmp))
+
             result = trainer.fit(on_eval=save, on_record=history)
         model_tuned = result.backbone if config.mode == "model" else None
         return (result.artifacts() if model_tuned is None else []), result.best_metrics, model_tuned, history
