@@ -3,7 +3,8 @@ training step on the same batches, and peak memory of each (each row in its own 
 RSS is its own). Each step is `tuning.train.Trainer.step()`, the training loop's own step. Prompt
 tuning runs in fp32, in bf16 (frozen bf16 backbone, fp32 prompt) and in bf16 with `--compile`
 (tuning/compiled.py; its first step includes the compiling), and the step-throughput ratios to fp32 are
-printed from the same run.
+printed from the same run. On a CPU without native bf16 the bf16 rows are left out and the compiled
+rows run in fp32, the dtype `--dtype auto` trains with there.
 
     python benchmarks/bench_train.py [--model smollm2-135m] [--batch-size 8] [--steps 12]
 """
@@ -67,6 +68,7 @@ def main() -> None:
         return
 
     from tuning.backbone import load_backbone
+    from tuning.precision import native_bf16
     from tuning.report import parameter_table
 
     t = time.perf_counter()
@@ -75,9 +77,13 @@ def main() -> None:
     print(parameter_table(backbone))
     del backbone
     rows = []
-    runs = (("prompt", False, "float32", False), ("prompt", True, "float32", False), ("prompt", False, "bfloat16", False),
-            ("prompt", True, "bfloat16", False), ("prompt", False, "bfloat16", True), ("prompt", True, "bfloat16", True),
-            ("model", False, "float32", False))
+    # Without native bf16 a bf16 matmul is emulated and ~100x slower: those rows would only time that.
+    half = "bfloat16" if native_bf16("cpu") else None
+    runs = [("prompt", False, "float32", False), ("prompt", True, "float32", False)]
+    if half:
+        runs += [("prompt", False, half, False), ("prompt", True, half, False)]
+    runs += [("prompt", False, half or "float32", True), ("prompt", True, half or "float32", True),
+             ("model", False, "float32", False)]
     for mode, shared, dtype, compiled in runs:
         cmd = [sys.executable, __file__, "--mode", mode, "--model", args.model, "--batch-size", str(args.batch_size),
                "--steps", str(args.steps), "--prompt-length", str(args.prompt_length), "--threads", str(args.threads),
@@ -94,12 +100,16 @@ def main() -> None:
         print(f"| {name} | {r['dtype']} | {r['trainable']:,} | {r['seconds_per_step']:.2f} | {r['first_step']:.1f} | "
               f"{base / r['seconds_per_step']:.2f}× | {r['peak_rss_mb']:.0f} | {r['loaded_rss_mb']:.0f} |")
     step = {(r["mode"], r["shared_prefix"], r["dtype"], r["compile"]): r["seconds_per_step"] for r in rows}
+    if not half:
+        print("\nThis CPU has no native bf16 (AVX512-BF16 or AMX): `--dtype auto` trains in fp32 here, so the bf16 rows "
+              "are left out.")
     for shared in (False, True):
         fp32 = step[("prompt", shared, "float32", False)]
         where = " (shared prefix)" if shared else ""
-        print(f"\nbf16 vs fp32 prompt-tuning step throughput{where}: {fp32 / step[('prompt', shared, 'bfloat16', False)]:.2f}×; "
-              f"bf16 + compile vs fp32: {fp32 / step[('prompt', shared, 'bfloat16', True)]:.2f}×", end="")
-    print()
+        if half:
+            print(f"\nbf16 vs fp32 prompt-tuning step throughput{where}: "
+                  f"{fp32 / step[('prompt', shared, half, False)]:.2f}×; ", end="")
+        print(f"{half or 'fp32'} + compile vs fp32{where}: {fp32 / step[('prompt', shared, half or 'float32', True)]:.2f}×")
 
 
 if __name__ == "__main__":

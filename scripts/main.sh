@@ -8,7 +8,8 @@
 # attention compiled (--compile). One Tune trial trains the 3 prompts packed in one pass (seeds 0-2, each
 # its own batch order) on both cores. 3 prompts rather than the paper's 5: on this CPU's ~45 minutes,
 # 1,100 steps each learn the task (72% vs 68.4% majority) where 640 steps of 5 barely left the prior
-# (docs/experiments.md). ~42 min on a 2-core CPU; extra arguments go to the sweep.
+# (docs/experiments.md). ~42 min on a 2-core CPU with native bf16, ~3 h without it (fp32;
+# docs/benchmarks.md); extra arguments go to the sweep.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import warnings
 
 import pytest
 import torch
@@ -66,7 +67,21 @@ def test_auto_precision_is_bf16_only_for_frozen_backbones_on_bf16_hardware(monke
     assert resolve_dtype("float32", "cpu", "prompt") == "float32"
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
-    assert resolve_dtype("auto", "cpu", "prompt") == "float32"
+    with pytest.warns(UserWarning, match="no native bf16"):
+        assert resolve_dtype("auto", "cpu", "prompt") == "float32"
+
+
+def test_only_a_cpu_without_bf16_is_warned_about(monkeypatch):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert resolve_dtype("float32", "cpu", "prompt") == "float32"  # asked for: nothing to say
+        assert resolve_dtype("auto", "cpu", "model") == "float32"  # model tuning is fp32 everywhere
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert resolve_dtype("auto", "cpu", "prompt") == "bfloat16"
 
 
 @pytest.mark.parametrize("kind", ["llama", "t5"])
