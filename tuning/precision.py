@@ -59,7 +59,7 @@ def resolve_dtype(name: str, device: str | torch.device = "cpu", mode: str = "pr
         return "bfloat16"
     if torch.device(device).type == "cpu":
         warnings.warn("this CPU has no native bf16 (AVX512-BF16 or AMX), so the frozen backbone runs in fp32: "
-                      "prompt-tuning steps ~4x slower than in bf16 on a CPU with it (docs/benchmarks.md)", stacklevel=2)
+                      "slower than bf16 on a CPU with it (~4x per prompt-tuning step; docs/benchmarks.md)", stacklevel=2)
     return "float32"
 
 
