@@ -104,6 +104,36 @@ def test_ema_keeps_the_moving_average_of_the_prompt(tiny_llama):
     assert torch.equal(trainer.result().prompts[0], trainer.averaged[0])
 
 
+def test_a_residual_reparameterization_starts_at_the_init_and_trains_its_output(tiny_llama):
+    """prompt = P + LayerNorm(MLP(P)) with a zero LayerNorm gain: step 0 is the paper's init exactly; after
+    training, the prompt the run keeps and evaluates is the network's output, not the raw P."""
+    from tuning.train import Trainer
+
+    plain, residual = (Trainer(_cfg(steps=3, eval_every=3, optimizer="adamw", lr=0.05, reparameterization=r),
+                               backbone=tiny_llama, train_examples=_toy(), dev_examples=_toy(4))
+                       for r in ("none", "residual_mlp"))
+    torch.testing.assert_close(residual.trained_prompts()[0], plain.trained_prompts()[0], rtol=0, atol=0)
+    trained = {n for n, p in residual.parameterized[0].named_parameters() if p.requires_grad}
+    assert {"raw", "norm.weight", "mlp.0.weight", "mlp.2.weight"} <= trained
+    assert sum(len(g["params"]) for g in residual.optimizer.param_groups) == len(trained)
+    result = residual.fit()
+    module = residual.parameterized[0]
+    with torch.no_grad():
+        output = module.raw + module.norm(module.mlp(module.raw))
+    assert module.norm.weight.abs().sum() > 0 and module.mlp[2].weight.grad.abs().sum() > 0
+    assert not torch.allclose(output, module.raw)
+    torch.testing.assert_close(residual.trained_prompts()[0], output)
+    assert result.best_metrics[0]["step"] == 3
+    torch.testing.assert_close(result.prompts[0], output)
+
+
+@pytest.mark.parametrize("bad", [dict(reparameterization="lstm"), dict(reparam_bottleneck=0),
+                                 dict(reparameterization="residual_mlp", mode="model")])
+def test_a_bad_reparameterization_is_refused(bad):
+    with pytest.raises(ValueError, match="--reparam"):
+        _cfg(**bad).validate()
+
+
 @pytest.mark.parametrize("bad", [dict(ema_decay=1.0), dict(ema_decay=-0.1), dict(ema_decay=0.9, mode="model")])
 def test_ema_decay_out_of_range_or_for_model_tuning_is_refused(bad):
     with pytest.raises(ValueError, match="--ema-decay"):
@@ -136,13 +166,13 @@ def _roundtrip(state: dict) -> dict:
     return torch.load(buffer, weights_only=True)
 
 
-@pytest.mark.parametrize("mode", ["prompt", "model"])
-def test_a_run_restored_from_its_state_ends_like_an_uninterrupted_one(tiny_dirs, mode):
+@pytest.mark.parametrize("mode, reparameterization", [("prompt", "none"), ("prompt", "residual_mlp"), ("model", "none")])
+def test_a_run_restored_from_its_state_ends_like_an_uninterrupted_one(tiny_dirs, mode, reparameterization):
     """Crash after the step-4 evaluation, restore the step-2 state in a new Trainer: same end as one run."""
     from tuning.backbone import load_backbone
     from tuning.train import Trainer
 
-    packed = dict(num_prompts=2, ema_decay=0.7) if mode == "prompt" else {}
+    packed = dict(num_prompts=2, ema_decay=0.7, reparameterization=reparameterization) if mode == "prompt" else {}
     cfg = _cfg(mode=mode, steps=6, eval_every=2, optimizer="adamw", lr=0.05, decay_factor=0.5, steps_per_decay=3,
                patience=5, **packed)
 
@@ -180,6 +210,8 @@ def test_a_run_restored_from_its_state_ends_like_an_uninterrupted_one(tiny_dirs,
     (dict(prompt_length=4), dict(prompt_length=5), "prompt shapes"),
     (dict(ema_decay=0.9), dict(), "--ema-decay"),
     (dict(), dict(ema_decay=0.9), "--ema-decay"),
+    (dict(reparameterization="residual_mlp"), dict(), "--reparameterization"),
+    (dict(), dict(reparameterization="residual_mlp"), "--reparameterization"),
 ])
 def test_a_state_of_another_prompt_config_is_refused(tiny_llama, saved, resumed, message):
     from tuning.train import Trainer

@@ -48,6 +48,8 @@ FACTORS: dict[str, dict[str, dict]] = {
     "precision": {"float32": {"dtype": "float32"}, "bfloat16": {"dtype": "bfloat16"}},
     # Evaluating a moving average of the prompt instead of its last value (not in the paper).
     "averaging": {"last prompt": {"ema_decay": 0.0}, "EMA 0.99": {"ema_decay": 0.99}},
+    # Training the prompt through a residual MLP (Razdaibiedina et al., 2023; not in the paper).
+    "reparameterization": {"prompt is the parameter": {}, "residual MLP": {"reparameterization": "residual_mlp"}},
 }
 MODEL_TUNING = "model tuning"
 NOT_RUN = "—"  # a baseline that does not apply (generation tasks, T5) or was turned off (--no-linear-probe)

@@ -16,6 +16,9 @@ class TrainConfig:
     mode: str = opt("prompt", '"prompt": only the soft prompt learns; "model": model tuning baseline')
     prompt_length: int = opt(100, "soft prompt tokens (paper default, §3.2, Figure 3a)")
     init: str = opt("class_label", "prompt initialisation (paper default class_label, §3.2)")
+    reparameterization: str = opt("none", '"none": the prompt is the parameter (§2); "residual_mlp": train it as '
+                                          'P + LayerNorm(MLP(P)) and keep the output (not in the paper; tuning/reparam.py)')
+    reparam_bottleneck: int = opt(128, "hidden width of the residual_mlp reparameterization")
     num_prompts: int = opt(1, "K prompts trained at once in one packed pass (seeds seed..seed+K-1)")
     recipe: str = opt("auto", '"paper": §3\'s optimiser everywhere; "auto": paper for T5 and model tuning, '
                               'embedding-scaled AdamW for decoder-only prompts (tuning/recipe.py)')
@@ -82,6 +85,7 @@ class TrainConfig:
         from .precision import DTYPES, device_problem
         from .prompts import INITS
         from .recipe import RECIPES
+        from .reparam import REPARAMETERIZATIONS
         checks = [
             (self.mode in ("prompt", "model"), f"--mode must be 'prompt' or 'model', not {self.mode!r}"),
             (self.init in INITS, f"--init must be one of {', '.join(INITS)}, not {self.init!r}"),
@@ -91,6 +95,10 @@ class TrainConfig:
             (self.recipe in RECIPES, f"--recipe must be one of {', '.join(RECIPES)}, not {self.recipe!r}"),
             (self.mode == "model" or self.prompt_length >= 1, "--prompt-length must be at least 1"),
             (self.num_prompts >= 1, "--num-prompts must be at least 1"),
+            (self.reparameterization in REPARAMETERIZATIONS,
+             f"--reparameterization must be one of {', '.join(REPARAMETERIZATIONS)}, not {self.reparameterization!r}"),
+            (self.reparam_bottleneck >= 1, "--reparam-bottleneck must be at least 1"),
+            (self.mode == "prompt" or self.reparameterization == "none", "--reparameterization applies to prompt tuning only"),
             (self.steps >= 1 and self.batch_size >= 1 and self.eval_every >= 1, "--steps, --batch-size and --eval-every must be positive"),
             (self.grad_accum >= 1 and self.batch_size % self.grad_accum == 0, "--batch-size must be a multiple of --grad-accum"),
             (self.workers >= 1 and self.batch_size % (self.grad_accum * self.workers) == 0,

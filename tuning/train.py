@@ -33,6 +33,7 @@ from .optim import build_optimizer, build_schedule
 from .precision import resolve_device, resolve_dtype, use_fast_attention_for_training
 from .prompts import init_prompt
 from .recipe import resolve
+from .reparam import PlainPrompt, parameterize
 from .tasks import get_task
 
 # (step, dev metrics of each prompt now, best prompt of each so far, its metrics with their "step")
@@ -154,25 +155,27 @@ class Trainer:
         self.lm = PromptedLM(backbone)
         k = config.num_prompts
         if self.model_tuning:
-            self.prompts = [torch.zeros(0, backbone.embed_dim, device=backbone.device)]
+            self.parameterized = [PlainPrompt(torch.zeros(0, backbone.embed_dim, device=backbone.device)).requires_grad_(False)]
             params = list(backbone.model.parameters())
             for p in params:
                 p.requires_grad_(True)
             backbone.model.train()
         else:
-            self.prompts = [torch.nn.Parameter(init_prompt(backbone, config.prompt_length, config.init, config.seed + i,
-                                                           task.init_words).to(backbone.device)) for i in range(k)]
-            params = self.prompts
+            self.parameterized = [parameterize(init_prompt(backbone, config.prompt_length, config.init, config.seed + i,
+                                                           task.init_words).to(backbone.device),
+                                               config.reparameterization, config.reparam_bottleneck) for i in range(k)]
+            params = [w for m in self.parameterized for w in m.parameters()]
+        self.prompts = [m.raw for m in self.parameterized]  # what the optimiser moves (with any reparameterization's weights)
         self.optimizer = build_optimizer(params, config)
         self.schedule = build_schedule(self.optimizer, config)
         self.shared = config.shared_prefix and not backbone.is_encoder_decoder and not self.model_tuning
         data_seed = config.seed if config.data_seed is None else config.data_seed
         lengths = [len(e.input_text) for e in train_examples]
         self.samplers = [BatchSampler(lengths, config.batch_size, data_seed + i, config.bucket_by_length) for i in range(k)]
-        self.averaged = [p.detach().clone() for p in self.prompts] if config.ema_decay else None
+        self.averaged = [p.clone() for p in self.trained_prompts()] if config.ema_decay else None
         self.step_count, self.stale, self.seconds = 0, 0, 0.0
         self.best = [{"step": 0, task.primary_metric: -math.inf} for _ in range(k)]
-        self.best_prompts = [p.detach().clone() for p in self.prompts]
+        self.best_prompts = self.trained_prompts()
         self.best_weights: dict | None = None
         self.history: list[dict] = []
 
@@ -197,7 +200,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         total = 0.0
         for batch in encoded:
-            stacked = torch.stack(self.prompts)
+            stacked = torch.stack([m() for m in self.parameterized])
             source = self.lm.prefix_kv(stacked) if self.shared else stacked
             # Sum over prompts of each prompt's mean token loss: packed = K separate runs.
             loss = -(self.lm.target_logprobs(source, batch, index).sum(1) / tokens[index]).sum()
@@ -213,15 +216,20 @@ class Trainer:
         self.schedule.step()
         if self.averaged is not None:
             with torch.no_grad():
-                for average, prompt in zip(self.averaged, self.prompts):
+                for average, prompt in zip(self.averaged, self.trained_prompts()):
                     average.lerp_(prompt, 1 - config.ema_decay)
         self.step_count += 1
         self.seconds += time.time() - t
         return {"step": self.step_count, "loss": total, "lr": self.schedule.get_last_lr()[0], "seconds": self.seconds}
 
+    @torch.no_grad()
+    def trained_prompts(self) -> list[torch.Tensor]:
+        """Each run's prompt as the model reads it now (through its reparameterization, if any)."""
+        return [m().detach().clone() for m in self.parameterized]
+
     def current_prompts(self) -> list[torch.Tensor]:
         """The prompts a run evaluates and keeps: the moving averages with --ema-decay, else the prompts."""
-        return self.averaged if self.averaged is not None else [p.detach() for p in self.prompts]
+        return self.averaged if self.averaged is not None else self.trained_prompts()
 
     def evaluate(self) -> list[dict]:
         """Dev metrics of each prompt now; a prompt that beats its best so far becomes its best."""
@@ -281,7 +289,8 @@ class Trainer:
 
     def state_dict(self) -> dict:
         trained = ({"weights": self.backbone.model.state_dict(), "best_weights": self.best_weights}
-                   if self.model_tuning else {"prompts": [p.detach() for p in self.prompts], "averaged": self.averaged})
+                   if self.model_tuning else {"prompts": [p.detach() for p in self.prompts], "averaged": self.averaged,
+                                              "reparameterization": [m.state_dict() for m in self.parameterized]})
         return {**trained, "step": self.step_count, "optimizer": self.optimizer.state_dict(),
                 "schedule": self.schedule.state_dict(), "sampler": self.samplers[0].state_dict(),
                 "rng": torch.get_rng_state(), "best": self.best, "best_prompts": self.best_prompts,
@@ -297,8 +306,11 @@ class Trainer:
                     raise ValueError("saved training state has other prompt shapes than this run's config")
                 if (state.get("averaged") is None) != (self.averaged is None):
                     raise ValueError("saved training state was trained with another --ema-decay (on/off) than this run's config")
-                for p, saved in zip(self.prompts, state["prompts"]):
-                    p.copy_(saved)
+                modules = state.get("reparameterization") or [{"raw": p} for p in state["prompts"]]  # older states
+                if any(saved.keys() != m.state_dict().keys() for saved, m in zip(modules, self.parameterized)):
+                    raise ValueError("saved training state was trained with another --reparameterization than this run's config")
+                for m, saved in zip(self.parameterized, modules):
+                    m.load_state_dict(saved)
                 if self.averaged is not None:
                     self.averaged = [a.clone() for a in state["averaged"]]
         self.optimizer.load_state_dict(state["optimizer"])
